@@ -1,0 +1,99 @@
+// The one error catalogue. Every failure a person or script can see has a stable code here,
+// an HTTP status, a message and a fix; docs/errors.md is generated from this table and a test
+// fails when they drift apart.
+
+export interface ErrorSpec {
+  /** HTTP status for API answers; CLI-only and startup errors use 500 as a placeholder. */
+  status: number;
+  message: string;
+  fix: string;
+  /** Where the error shows up, for the docs. */
+  where: 'api' | 'cli' | 'startup' | 'any';
+}
+
+const spec = (status: number, where: ErrorSpec['where'], message: string, fix: string): ErrorSpec => ({
+  status,
+  where,
+  message,
+  fix,
+});
+
+export const ERRORS = {
+  // auth
+  DROVER_AUTH_MISSING: spec(401, 'api', 'No bearer token was sent.', 'Send `Authorization: Bearer <token>`; use `drover login` or DROVER_TOKEN for the CLI.'),
+  DROVER_AUTH_INVALID: spec(401, 'api', 'The token is unknown, revoked or expired.', 'Create a new token with `drover token create` or log in again.'),
+  DROVER_AUTH_FORBIDDEN: spec(403, 'api', 'This token may not do that.', 'Use a token whose role allows the action (viewer reads, operator acts on devices, admin manages tokens and users).'),
+  DROVER_AUTH_RATE_LIMITED: spec(429, 'api', 'Too many failed authentication attempts from this address.', 'Wait for the time in the Retry-After header, then retry with a valid token or password.'),
+  DROVER_LOGIN_FAILED: spec(401, 'api', 'Unknown user name or wrong password.', 'Check the user name and password; an admin can reset it with `drover user passwd`.'),
+  // request shape
+  DROVER_VALIDATION: spec(400, 'api', 'The request does not match the schema.', 'Compare the request with the OpenAPI document at /api/v1/openapi.json; the message names the field.'),
+  DROVER_BAD_JSON: spec(400, 'api', 'The request body is not valid JSON.', 'Send a well-formed JSON body with `Content-Type: application/json`.'),
+  DROVER_BODY_TOO_LARGE: spec(413, 'api', 'The request body is larger than the server accepts.', 'Send a smaller body, or raise `bodyLimit` in the server config if this is intended.'),
+  DROVER_UNSUPPORTED_MEDIA_TYPE: spec(415, 'api', 'The request body has a content type this route does not accept.', 'Send `Content-Type: application/json`.'),
+  DROVER_ROUTE_NOT_FOUND: spec(404, 'api', 'No such route.', 'Check the path and method against /api/v1/openapi.json.'),
+  DROVER_INVALID_CURSOR: spec(400, 'api', 'The paging cursor is malformed.', 'Pass back the `nextCursor` value from the previous page unchanged.'),
+  // devices
+  DROVER_DEVICE_NOT_FOUND: spec(404, 'api', 'No device matches that id, serial, MAC or hostname.', 'List devices with `drover node ls` and use one of the ids shown.'),
+  DROVER_DEVICE_EXISTS: spec(409, 'api', 'A device with that serial or MAC address already exists.', 'Use the existing device (`drover node show <serial>`) or retire it first.'),
+  DROVER_DEVICE_INVALID_TRANSITION: spec(409, 'api', 'The device is not in a state that allows this action.', 'Check the device state with `drover node show`; e.g. only incoming devices can be rejected.'),
+  DROVER_INVALID_SERIAL: spec(400, 'api', 'The serial number is not valid.', 'Use the Pi serial as 8 or 16 hex digits (as in /proc/cpuinfo or the TFTP prefix).'),
+  DROVER_INVALID_MAC: spec(400, 'api', 'A MAC address is not valid.', 'Write MAC addresses as six hex pairs, e.g. dc:a6:32:01:36:c2.'),
+  DROVER_INVALID_LABEL: spec(400, 'api', 'A label key or value is not valid.', 'Label keys are 1-63 characters of a-z, 0-9, ".", "_", "-", "/" starting with a letter or digit; values are at most 253 printable characters.'),
+  DROVER_INVALID_HOSTNAME: spec(400, 'api', 'The hostname is not a valid DNS label.', 'Use 1-63 characters of a-z, 0-9 and "-", not starting or ending with "-".'),
+  // groups, images
+  DROVER_GROUP_NOT_FOUND: spec(404, 'api', 'No group matches that id or name.', 'List groups with `drover group ls`.'),
+  DROVER_GROUP_EXISTS: spec(409, 'api', 'A group with that name already exists.', 'Pick another name or update the existing group.'),
+  DROVER_GROUP_NOT_EMPTY: spec(409, 'api', 'The group still has devices.', 'Move its devices to another group (`drover node assign --group`) before deleting it.'),
+  DROVER_IMAGE_NOT_FOUND: spec(404, 'api', 'No image matches that id or name.', 'List images with `drover image ls`.'),
+  // tokens, users
+  DROVER_TOKEN_NOT_FOUND: spec(404, 'api', 'No token has that id.', 'List tokens with `drover token ls`.'),
+  DROVER_TOKEN_DEVICE_REQUIRED: spec(400, 'api', 'A device token must name its device, and only a device token may.', 'Pass `deviceId` together with role `device`, or drop it for other roles.'),
+  DROVER_USER_NOT_FOUND: spec(404, 'api', 'No user has that id or name.', 'List users with `drover user ls`.'),
+  DROVER_USER_EXISTS: spec(409, 'api', 'A user with that name already exists.', 'Pick another user name.'),
+  DROVER_WEAK_PASSWORD: spec(400, 'api', 'The password is too short.', 'Use at least 12 characters.'),
+  DROVER_LAST_ADMIN: spec(409, 'api', 'This would leave the controller without any admin.', 'Create another admin user or token first.'),
+  // server side
+  DROVER_INTERNAL: spec(500, 'any', 'Something failed inside Drover.', 'Retry; if it persists, look for the request id in the controller log (`journalctl -u drover`) and report it.'),
+  DROVER_NOT_READY: spec(503, 'api', 'The controller is starting or its database is unreachable.', 'Wait a moment; check `/readyz` and the database connection.'),
+  DROVER_CONFIG_INVALID: spec(500, 'startup', 'The configuration is invalid.', 'Fix the setting named in the message; `drover config print` shows the effective configuration and docs/config.md lists every setting.'),
+  DROVER_CONFIG_UNREADABLE: spec(500, 'startup', 'The configuration file cannot be read or parsed.', 'Check the path given with --config or DROVER_CONFIG and that the file is valid YAML or JSON.'),
+  DROVER_DATA_DIR_UNUSABLE: spec(500, 'startup', 'The data directory cannot be created or written.', 'Pass a writable --data-dir or fix its ownership (the service runs as user drover).'),
+  DROVER_DATABASE_UNREACHABLE: spec(503, 'any', 'The database cannot be opened or reached.', 'Check --database: the SQLite file must be writable; a PostgreSQL URL must name a running server and valid credentials.'),
+  DROVER_LISTEN_FAILED: spec(500, 'startup', 'The HTTP listener could not start.', 'Another process may hold the port; pass a free --listen HOST:PORT.'),
+  // CLI
+  DROVER_CLI_NO_SERVER: spec(500, 'cli', 'No controller address is known.', 'Pass --server URL, set DROVER_SERVER, or run `drover login --server URL` once.'),
+  DROVER_CLI_NO_TOKEN: spec(500, 'cli', 'No API token is known.', 'Pass --token, set DROVER_TOKEN, or run `drover login`.'),
+  DROVER_CLI_SERVER_UNREACHABLE: spec(500, 'cli', 'The controller cannot be reached.', 'Check that `drover serve` is running and that --server points at it (curl SERVER/healthz).'),
+  DROVER_CLI_BAD_ARGUMENT: spec(500, 'cli', 'An argument is not valid.', 'See `drover <command> --help`.'),
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class DroverError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly fix: string;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message?: string, details?: Record<string, unknown>) {
+    const entry: ErrorSpec = ERRORS[code];
+    super(message ?? entry.message);
+    this.name = 'DroverError';
+    this.code = code;
+    this.status = entry.status;
+    this.fix = entry.fix;
+    this.details = details;
+  }
+}
+
+export const isDroverError = (e: unknown): e is DroverError => e instanceof DroverError;
+
+/** The JSON body every API error answers with. */
+export interface ErrorBody {
+  statusCode: number;
+  code: string;
+  error: string;
+  message: string;
+  fix: string;
+  details?: Record<string, unknown>;
+}

@@ -1,0 +1,32 @@
+// Who may do what. Pure: the API's auth hook asks `allows` for every route.
+
+export const ROLES = ['admin', 'operator', 'viewer', 'device'] as const;
+export type Role = (typeof ROLES)[number];
+/** Roles a person or tool can hold; `device` tokens are minted for one device only. */
+export const PERSON_ROLES = ['admin', 'operator', 'viewer'] as const;
+export type PersonRole = (typeof PERSON_ROLES)[number];
+
+/**
+ * What a route needs: `read` (viewer and up), `operate` (operator and up: devices, groups,
+ * events), `admin` (tokens, users), `device` (a device acting on itself, or operator and up).
+ */
+export type Permission = 'read' | 'operate' | 'admin' | 'device';
+
+const RANK: Record<PersonRole, number> = { viewer: 1, operator: 2, admin: 3 };
+const NEEDS: Record<Exclude<Permission, 'device'>, number> = { read: 1, operate: 2, admin: 3 };
+
+export interface Principal {
+  tokenId: string;
+  role: Role;
+  /** Set for device tokens: the only device this principal may touch. */
+  deviceId: string | null;
+  userId: string | null;
+  name: string;
+}
+
+/** Whether a principal holds a permission. Device scoping of the target is checked by the route. */
+export function allows(p: Principal, need: Permission): boolean {
+  if (p.role === 'device') return need === 'device';
+  if (need === 'device') return RANK[p.role] >= NEEDS.operate;
+  return RANK[p.role] >= NEEDS[need];
+}
