@@ -8,12 +8,13 @@ export type PersonRole = (typeof PERSON_ROLES)[number];
 
 /**
  * What a route needs: `read` (viewer and up), `operate` (operator and up: devices, groups,
- * events), `admin` (tokens, users), `device` (a device acting on itself, or operator and up).
+ * events), `admin` (tokens, users). `device-read` / `device-write` also admit a device token,
+ * and the route then confines it to its own device (api/auth.ts assertDeviceScope).
  */
-export type Permission = 'read' | 'operate' | 'admin' | 'device';
+export type Permission = 'read' | 'operate' | 'admin' | 'device-read' | 'device-write';
 
 const RANK: Record<PersonRole, number> = { viewer: 1, operator: 2, admin: 3 };
-const NEEDS: Record<Exclude<Permission, 'device'>, number> = { read: 1, operate: 2, admin: 3 };
+const NEEDS: Record<Permission, number> = { read: 1, operate: 2, admin: 3, 'device-read': 1, 'device-write': 2 };
 
 export interface Principal {
   tokenId: string;
@@ -26,7 +27,6 @@ export interface Principal {
 
 /** Whether a principal holds a permission. Device scoping of the target is checked by the route. */
 export function allows(p: Principal, need: Permission): boolean {
-  if (p.role === 'device') return need === 'device';
-  if (need === 'device') return RANK[p.role] >= NEEDS.operate;
+  if (p.role === 'device') return need === 'device-read' || need === 'device-write';
   return RANK[p.role] >= NEEDS[need];
 }

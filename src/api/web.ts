@@ -1,0 +1,28 @@
+// Serves the built dashboard (dist/web) at `/`, with index.html for client-side routes.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
+
+export function defaultWebRoot(): string {
+  // dist/server/api/web.js → dist/web ; src/api/web.ts (tests via tsx) → dist/web
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  return join(here, '..', '..', here.includes(`${join('dist', 'server')}`) ? 'web' : join('dist', 'web'));
+}
+
+export async function registerWeb(app: FastifyInstance, root: string | null): Promise<void> {
+  if (root && existsSync(join(root, 'index.html'))) {
+    await app.register(fastifyStatic, { root, prefix: '/', wildcard: false, index: ['index.html'], config: { auth: 'none' } } as never);
+    app.get('/*', { config: { auth: 'none' }, schema: { hide: true } }, (req, reply) => {
+      if (req.url.startsWith('/api/') || req.url.startsWith('/boot/')) return reply.callNotFound();
+      return reply.sendFile('index.html');
+    });
+    return;
+  }
+  app.get('/', { config: { auth: 'none' }, schema: { hide: true } }, async (_req, reply) =>
+    reply
+      .type('text/html; charset=utf-8')
+      .send('<!doctype html><title>Drover</title><p>Drover is running. The dashboard is not built: run <code>npm run build</code>.</p>'),
+  );
+}

@@ -1,0 +1,175 @@
+// Loads the effective configuration once at start: defaults < config file < DROVER_* env < flags.
+// Every value is validated here, so the rest of the program can trust Config.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { DroverError } from '../domain/errors.js';
+import { redactUrl } from '../store/db.js';
+import { SETTINGS, type Setting } from './settings.js';
+
+export interface Config {
+  dataDir: string;
+  listen: { host: string; port: number };
+  database: string;
+  publicUrl: string | undefined;
+  logLevel: string;
+  bodyLimit: number;
+  authFailureLimit: number;
+  authFailureWindow: number;
+  sessionTtl: number;
+  /** Which file was read, if any. */
+  configFile: string | undefined;
+  /** Where each value came from, for `config print`. */
+  sources: Record<string, 'default' | 'file' | 'env' | 'flag'>;
+}
+
+export interface LoadOptions {
+  /** Values from command-line flags, keyed by setting key. */
+  flags?: Record<string, string | number | undefined>;
+  env?: NodeJS.ProcessEnv;
+  /** Explicit config file (--config); otherwise DROVER_CONFIG, then the default locations. */
+  configFile?: string | undefined;
+}
+
+export function defaultConfigFiles(): string[] {
+  return process.getuid?.() === 0
+    ? ['/etc/drover/config.yaml', '/etc/drover/config.json']
+    : [join(homedir(), '.config', 'drover', 'config.yaml'), join(homedir(), '.config', 'drover', 'config.json')];
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new DroverError('DROVER_CONFIG_UNREADABLE', `Cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new DroverError('DROVER_CONFIG_UNREADABLE', `Config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new DroverError('DROVER_CONFIG_INVALID', `Config file ${path} must hold a mapping of settings.`);
+  }
+  const known = new Set<string>(SETTINGS.map((s) => s.key));
+  for (const key of Object.keys(doc)) {
+    if (!known.has(key)) throw new DroverError('DROVER_CONFIG_INVALID', `Unknown setting "${key}" in ${path}; known: ${[...known].join(', ')}.`);
+  }
+  return doc as Record<string, unknown>;
+}
+
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*)):(\d{1,5})$/.exec(value.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error(`"${value}" is not HOST:PORT`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+function coerce(s: Setting, raw: unknown, origin: string): string | number {
+  const fail = (why: string): never => {
+    throw new DroverError('DROVER_CONFIG_INVALID', `Setting ${s.key} (${origin}): ${why}.`);
+  };
+  switch (s.type) {
+    case 'integer': {
+      const n = typeof raw === 'number' ? raw : /^-?\d+$/.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
+      if (!Number.isInteger(n)) fail(`"${String(raw)}" is not a whole number`);
+      if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) fail(`${n} is outside ${s.min}..${s.max}`);
+      return n;
+    }
+    case 'enum':
+      if (!s.values?.includes(String(raw))) fail(`"${String(raw)}" is not one of ${s.values?.join(', ')}`);
+      return String(raw);
+    case 'listen':
+      try {
+        parseListen(String(raw));
+      } catch (err) {
+        fail((err as Error).message);
+      }
+      return String(raw);
+    case 'url':
+    case 'string':
+      if (typeof raw !== 'string' || raw.trim() === '') fail('must be a non-empty string');
+      return String(raw).trim();
+  }
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  let file = opts.configFile ?? env.DROVER_CONFIG;
+  if (file !== undefined && !existsSync(file)) {
+    throw new DroverError('DROVER_CONFIG_UNREADABLE', `Config file ${file} does not exist.`);
+  }
+  file ??= defaultConfigFiles().find((f) => existsSync(f));
+  const fromFile = file ? readConfigFile(file) : {};
+
+  const values: Record<string, string | number | undefined> = {};
+  const sources: Config['sources'] = {};
+  for (const s of SETTINGS as readonly Setting[]) {
+    let value: string | number | undefined = s.default();
+    let source: Config['sources'][string] = 'default';
+    if (fromFile[s.key] !== undefined && fromFile[s.key] !== null) {
+      value = coerce(s, fromFile[s.key], `file ${file}`);
+      source = 'file';
+    }
+    const e = env[s.env];
+    if (e !== undefined && e !== '') {
+      value = coerce(s, e, `env ${s.env}`);
+      source = 'env';
+    }
+    const f = opts.flags?.[s.key];
+    if (f !== undefined) {
+      value = coerce(s, f, `flag ${s.flag}`);
+      source = 'flag';
+    }
+    values[s.key] = value;
+    sources[s.key] = source;
+  }
+
+  const dataDir = resolve(String(values.dataDir));
+  const database = (values.database as string | undefined) ?? join(dataDir, 'drover.db');
+  if (values.publicUrl !== undefined) {
+    try {
+      const u = new URL(String(values.publicUrl));
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+    } catch {
+      throw new DroverError('DROVER_CONFIG_INVALID', `Setting publicUrl: "${values.publicUrl}" is not an http(s) URL.`);
+    }
+  }
+  if (!/^postgres(ql)?:\/\//i.test(database) && !isAbsolute(database.replace(/^(sqlite|file):(\/\/)?/i, '')) && database !== ':memory:') {
+    throw new DroverError('DROVER_CONFIG_INVALID', `Setting database: "${redactUrl(database)}" must be postgres://… or an absolute SQLite file path.`);
+  }
+  return {
+    dataDir,
+    listen: parseListen(String(values.listen)),
+    database,
+    publicUrl: values.publicUrl as string | undefined,
+    logLevel: String(values.logLevel),
+    bodyLimit: Number(values.bodyLimit),
+    authFailureLimit: Number(values.authFailureLimit),
+    authFailureWindow: Number(values.authFailureWindow),
+    sessionTtl: Number(values.sessionTtl),
+    configFile: file,
+    sources,
+  };
+}
+
+/** The effective configuration as shown to people: secrets redacted, sources named. */
+export function describeConfig(c: Config): Record<string, { value: unknown; source: string }> {
+  const host = c.listen.host.includes(':') ? `[${c.listen.host}]` : c.listen.host;
+  const shown: Record<string, unknown> = {
+    dataDir: c.dataDir,
+    listen: `${host}:${c.listen.port}`,
+    database: redactUrl(c.database),
+    publicUrl: c.publicUrl ?? null,
+    logLevel: c.logLevel,
+    bodyLimit: c.bodyLimit,
+    authFailureLimit: c.authFailureLimit,
+    authFailureWindow: c.authFailureWindow,
+    sessionTtl: c.sessionTtl,
+  };
+  return Object.fromEntries(Object.entries(shown).map(([k, v]) => [k, { value: v, source: c.sources[k] ?? 'default' }]));
+}

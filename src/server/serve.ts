@@ -1,0 +1,92 @@
+// The composition root of `drover serve`: config → data dir → store → services → API → listen,
+// and a clean shutdown on SIGINT/SIGTERM.
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from '../api/app.js';
+import { defaultWebRoot } from '../api/web.js';
+import type { Config } from '../config/load.js';
+import { DroverError } from '../domain/errors.js';
+import { createLogger } from '../log.js';
+import { createServices, type Services } from '../services/index.js';
+import { Store } from '../store/store.js';
+import { VERSION } from '../version.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  services: Services;
+  store: Store;
+  url: string;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+export interface ServeOptions {
+  /** Where to print the one-time admin token (a person's terminal, not the log). */
+  announce?: (text: string) => void;
+  webRoot?: string | null;
+  logger?: Logger;
+}
+
+export function ensureDataDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new DroverError('DROVER_DATA_DIR_UNUSABLE', `Cannot use data directory ${dir}: ${(err as Error).message}`);
+  }
+}
+
+export async function startServer(config: Config, opts: ServeOptions = {}): Promise<RunningServer> {
+  const log = opts.logger ?? createLogger(config.logLevel);
+  ensureDataDir(config.dataDir);
+  const store = await Store.open(config.database);
+  log.info({ database: store.dialect, location: store.location, dataDir: config.dataDir, version: VERSION }, 'store opened');
+  const services = createServices(store, { sessionTtl: config.sessionTtl });
+  let app: FastifyInstance;
+  try {
+    const token = await services.auth.bootstrap(config.dataDir);
+    if (token) {
+      log.info({ file: `${config.dataDir}/initial-admin-token` }, 'first start: created the initial admin token');
+      (opts.announce ?? ((t) => process.stderr.write(t)))(
+        `\nFirst start: an admin token was created. It is shown only this once and saved (mode 0600) in\n  ${config.dataDir}/initial-admin-token\n\n  ${token}\n\nUse it with: drover login --server http://HOST:${config.listen.port} --token-file ${config.dataDir}/initial-admin-token\n\n`,
+      );
+    }
+    app = await buildApp({
+      services,
+      logger: log,
+      bodyLimit: config.bodyLimit,
+      authFailureLimit: config.authFailureLimit,
+      authFailureWindowSeconds: config.authFailureWindow,
+      webRoot: opts.webRoot === undefined ? defaultWebRoot() : opts.webRoot,
+      version: VERSION,
+    });
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (err) {
+    await store.close();
+    if (err instanceof DroverError) throw err;
+    throw new DroverError('DROVER_LISTEN_FAILED', `Cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`);
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.listen.port;
+  const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info({ url, listen: `${config.listen.host}:${port}` }, 'drover serving');
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    services,
+    store,
+    url,
+    log,
+    close() {
+      closing ??= (async () => {
+        await app.close();
+        await store.close();
+        log.info('drover stopped');
+        log.flush?.();
+      })();
+      return closing;
+    },
+  };
+}

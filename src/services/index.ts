@@ -1,0 +1,28 @@
+// The service layer as one object, built once by the composition root (server/serve.ts).
+import { systemClock, type Clock } from '../domain/time.js';
+import type { Store } from '../store/store.js';
+import { AuthService } from './auth.service.js';
+import type { ServiceContext } from './context.js';
+import { DevicesService } from './devices.service.js';
+import { EventBus } from './event-bus.js';
+import { EventsService } from './events.service.js';
+import { GroupsService } from './groups.service.js';
+
+export interface Services {
+  ctx: ServiceContext;
+  devices: DevicesService;
+  groups: GroupsService;
+  auth: AuthService;
+  events: EventsService;
+}
+
+export function createServices(store: Store, opts: { sessionTtl: number; clock?: Clock; bus?: EventBus }): Services {
+  const ctx: ServiceContext = { store, bus: opts.bus ?? new EventBus(), clock: opts.clock ?? systemClock };
+  return {
+    ctx,
+    devices: new DevicesService(ctx),
+    groups: new GroupsService(ctx),
+    auth: new AuthService(ctx, opts.sessionTtl),
+    events: new EventsService(ctx),
+  };
+}
