@@ -18,6 +18,7 @@ import { systemRoutes } from './routes/system.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { userRoutes } from './routes/users.js';
 import { sharedSchemas } from './schemas.js';
+import { validatorCompiler } from './validation.js';
 import { registerWeb } from './web.js';
 
 export interface ApiOptions {
@@ -46,8 +47,6 @@ export async function buildApp(opts: ApiOptions): Promise<FastifyInstance> {
     trustProxy: false,
     // Live streams never end by themselves; shutdown must not wait for them.
     forceCloseConnections: true,
-    // Unknown fields are an error, not silently dropped.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const limiter = new AuthFailureLimiter(opts.authFailureLimit ?? 10, (opts.authFailureWindowSeconds ?? 60) * 1000);
@@ -65,6 +64,9 @@ export async function buildApp(opts: ApiOptions): Promise<FastifyInstance> {
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
 
+  app.setValidatorCompiler(validatorCompiler());
+  // JSON only: a text/plain body must get 415, not reach validation as a string.
+  app.removeContentTypeParser(['text/plain']);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => errorHandler(new DroverError('DROVER_ROUTE_NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}.`), req, reply));
   registerAuth(app, opts.services.auth, limiter);

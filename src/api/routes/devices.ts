@@ -47,7 +47,7 @@ const PatchBody = Type.Object(
   { additionalProperties: false, minProperties: 1 },
 );
 
-const ActionBody = Type.Optional(Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }));
+const ActionBody = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false });
 const AssignBody = Type.Object({ image: Nullable(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
 const DeviceEventBody = Type.Object(
   { type: Type.String({ pattern: '^(boot|agent|report|note)\\.[a-z0-9-]+(\\.[a-z0-9-]+)*$', maxLength: 100 }), data: Type.Optional(Json) },
@@ -120,8 +120,12 @@ export const deviceRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async 
   for (const action of ['accept', 'reject', 'retire'] as const) {
     app.post(`/api/v1/devices/:id/${action}`, {
       config: { auth: 'operate' },
+      // The body is optional: `curl -X POST …/accept` with none is fine.
+      preValidation: async (req) => {
+        req.body ??= {};
+      },
       schema: { tags: ['devices'], summary: `${action[0]!.toUpperCase()}${action.slice(1)} a device`, params: Ref, body: ActionBody, response: { 200: Type.Ref(Device), ...errors(404, 409) } },
-    }, async (req) => devices.act(req.params.id, action, actorOf(req), req.body?.reason));
+    }, async (req) => devices.act(req.params.id, action, actorOf(req), req.body.reason));
   }
 
   app.post('/api/v1/devices/:id/assign', {

@@ -1,0 +1,40 @@
+// `drover`: one binary, subcommands. Only this file reads argv and decides the exit code.
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../version.js';
+import { registerGroup, registerImage, registerToken, registerUser } from './commands/admin.js';
+import { registerEvents } from './commands/events.js';
+import { registerLogin } from './commands/login.js';
+import { registerNode } from './commands/node.js';
+import { registerServe } from './commands/serve.js';
+import { EXIT } from './output.js';
+
+export function buildProgram(): Command {
+  const program = new Command('drover')
+    .description('Drover: network-boot, image, watch and heal fleets of Raspberry Pis')
+    .version(VERSION)
+    .option('--server <url>', 'controller URL (env DROVER_SERVER, or the saved login)')
+    .option('--token <token>', 'API token (env DROVER_TOKEN, or the saved login)')
+    .option('--json', 'machine-readable JSON output')
+    .showHelpAfterError()
+    .exitOverride();
+  registerServe(program);
+  registerLogin(program);
+  registerNode(program);
+  registerGroup(program);
+  registerImage(program);
+  registerToken(program);
+  registerUser(program);
+  registerEvents(program);
+  return program;
+}
+
+try {
+  await buildProgram().parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version are not failures; everything else commander rejects is a usage error.
+    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else {
+    throw err;
+  }
+}

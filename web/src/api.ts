@@ -1,0 +1,248 @@
+// The one way the dashboard talks to the controller: JSON over fetch with the bearer token, and
+// the live event stream (Server-Sent Events read from a fetch body, since EventSource cannot
+// send an Authorization header).
+import type { Device, DroverEvent } from './types';
+
+const TOKEN_KEY = 'drover.token';
+const SESSION_KEY = 'drover.session';
+
+export interface Session {
+  token: string;
+  /** 'password' sessions are revoked on logout; pasted API tokens are only forgotten. */
+  kind: 'password' | 'token';
+  name: string;
+  role: string;
+  expiresAt: string | null;
+}
+
+export function loadSession(): Session | null {
+  try {
+    const token = localStorage.getItem(TOKEN_KEY);
+    if (!token) return null;
+    const meta = JSON.parse(localStorage.getItem(SESSION_KEY) ?? '{}') as Partial<Session>;
+    return { token, kind: meta.kind ?? 'token', name: meta.name ?? '', role: meta.role ?? '', expiresAt: meta.expiresAt ?? null };
+  } catch {
+    return null;
+  }
+}
+
+export function saveSession(s: Session | null): void {
+  if (!s) {
+    localStorage.removeItem(TOKEN_KEY);
+    localStorage.removeItem(SESSION_KEY);
+    return;
+  }
+  localStorage.setItem(TOKEN_KEY, s.token);
+  const { token: _secret, ...meta } = s;
+  localStorage.setItem(SESSION_KEY, JSON.stringify(meta));
+}
+
+/** An error the API returned (its catalogue code and message), or a network failure. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly fix: string = '',
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export function asApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  return new ApiError(0, 'DASHBOARD_ERROR', err instanceof Error ? err.message : String(err));
+}
+
+let currentToken: string | null = loadSession()?.token ?? null;
+let onUnauthorized: (err: ApiError) => void = () => {};
+
+export function setToken(token: string | null): void {
+  currentToken = token;
+}
+
+/** Called when any request is answered 401: the token is gone, so the app returns to login. */
+export function setUnauthorizedHandler(fn: (err: ApiError) => void): void {
+  onUnauthorized = fn;
+}
+
+type Query = Record<string, string | number | string[] | undefined | null>;
+
+export function withQuery(path: string, query: Query = {}): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) {
+    if (v === undefined || v === null || v === '') continue;
+    if (Array.isArray(v)) for (const x of v) p.append(k, x);
+    else p.append(k, String(v));
+  }
+  const s = p.toString();
+  return s ? `${path}?${s}` : path;
+}
+
+export interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  /** Use this token instead of the session's (validating a pasted token). */
+  token?: string | null;
+  /** Do not treat 401 as "session ended" (login forms). */
+  noAuthRedirect?: boolean;
+  signal?: AbortSignal;
+}
+
+export async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  const token = opts.token === undefined ? currentToken : opts.token;
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await fetch(withQuery(`/api/v1${path}`, opts.query), {
+      method,
+      headers,
+      body: opts.body === undefined ? null : JSON.stringify(opts.body),
+      signal: opts.signal ?? null,
+      cache: 'no-store',
+    });
+  } catch (err) {
+    if ((err as Error).name === 'AbortError') throw err;
+    throw new ApiError(0, 'NETWORK_ERROR', 'The controller did not answer. Check that it is running and reachable.');
+  }
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const b = (json ?? {}) as { code?: string; message?: string; fix?: string };
+    const err = new ApiError(res.status, b.code ?? `HTTP_${res.status}`, b.message ?? (text.slice(0, 200) || res.statusText), b.fix ?? '');
+    if (res.status === 401 && !opts.noAuthRedirect) onUnauthorized(err);
+    throw err;
+  }
+  return json as T;
+}
+
+export const api = {
+  get: <T>(path: string, query?: Query, signal?: AbortSignal) => request<T>('GET', path, { query, ...(signal ? { signal } : {}) }),
+  post: <T>(path: string, body: unknown = {}) => request<T>('POST', path, { body }),
+  patch: <T>(path: string, body: unknown) => request<T>('PATCH', path, { body }),
+};
+
+// --- live stream --------------------------------------------------------------------------
+
+export type StreamMessage = { kind: 'event'; event: DroverEvent } | { kind: 'device'; device: Device };
+export type StreamStatus = 'connecting' | 'live' | 'reconnecting';
+
+export interface StreamHandlers {
+  message(m: StreamMessage): void;
+  status(s: StreamStatus): void;
+  /** Each successful (re)connection; after a gap, device changes may have been missed. */
+  connected(reconnect: boolean): void;
+}
+
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 30_000;
+/** The server pings every 15 s; silence for longer than this means the connection is dead. */
+const IDLE_TIMEOUT_MS = 45_000;
+
+/** Opens the event stream and keeps it open, reconnecting with back-off. Returns a stop function. */
+export function openEventStream(handlers: StreamHandlers): () => void {
+  let stopped = false;
+  let controller: AbortController | null = null;
+  let lastEventId: string | null = null;
+  let backoff = BACKOFF_MIN_MS;
+  let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  let everConnected = false;
+
+  const dispatch = (type: string, data: string) => {
+    if (!data) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (type === 'event') handlers.message({ kind: 'event', event: parsed as DroverEvent });
+    else if (type === 'device') handlers.message({ kind: 'device', device: parsed as Device });
+  };
+
+  const connect = async () => {
+    if (stopped) return;
+    controller = new AbortController();
+    const ctl = controller;
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const resetIdle = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => ctl.abort(), IDLE_TIMEOUT_MS);
+    };
+    handlers.status(everConnected ? 'reconnecting' : 'connecting');
+    try {
+      const headers: Record<string, string> = { accept: 'text/event-stream' };
+      if (currentToken) headers.authorization = `Bearer ${currentToken}`;
+      if (lastEventId) headers['last-event-id'] = lastEventId;
+      resetIdle();
+      const res = await fetch('/api/v1/events/stream', { headers, signal: ctl.signal, cache: 'no-store' });
+      if (res.status === 401) {
+        const b = (await res.json().catch(() => ({}))) as { code?: string; message?: string; fix?: string };
+        onUnauthorized(new ApiError(401, b.code ?? 'HTTP_401', b.message ?? 'Unauthorized', b.fix ?? ''));
+        stopped = true;
+        return;
+      }
+      if (!res.ok || !res.body) throw new Error(`stream answered ${res.status}`);
+      handlers.status('live');
+      handlers.connected(everConnected);
+      everConnected = true;
+      backoff = BACKOFF_MIN_MS;
+
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      let eventType = '';
+      let data: string[] = [];
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        resetIdle();
+        buffer += value;
+        let nl: number;
+        while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
+          if (buffer[nl] === '\r' && nl === buffer.length - 1) break; // a CRLF split across chunks
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + (buffer[nl] === '\r' && buffer[nl + 1] === '\n' ? 2 : 1));
+          if (line === '') {
+            dispatch(eventType || 'message', data.join('\n'));
+            eventType = '';
+            data = [];
+            continue;
+          }
+          if (line.startsWith(':')) continue; // comment / heartbeat
+          const colon = line.indexOf(':');
+          const field = colon < 0 ? line : line.slice(0, colon);
+          let val = colon < 0 ? '' : line.slice(colon + 1);
+          if (val.startsWith(' ')) val = val.slice(1);
+          if (field === 'event') eventType = val;
+          else if (field === 'data') data.push(val);
+          else if (field === 'id' && !val.includes('\0')) lastEventId = val;
+        }
+      }
+    } catch {
+      // aborted, network error or bad status: fall through to reconnect
+    } finally {
+      clearTimeout(idle);
+    }
+    if (stopped) return;
+    handlers.status('reconnecting');
+    const wait = backoff + Math.floor(Math.random() * 250);
+    backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+    retryTimer = setTimeout(() => void connect(), wait);
+  };
+
+  void connect();
+  return () => {
+    stopped = true;
+    clearTimeout(retryTimer);
+    controller?.abort();
+  };
+}

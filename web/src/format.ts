@@ -1,0 +1,63 @@
+// Formatting helpers: relative times, dates, event summaries.
+import { useSyncExternalStore } from 'react';
+
+const TICK_MS = 10_000;
+let now = Date.now();
+const tickers = new Set<() => void>();
+setInterval(() => {
+  now = Date.now();
+  for (const t of tickers) t();
+}, TICK_MS);
+
+/** The current time, re-rendering the caller every few seconds (for "2 min ago"). */
+export function useNow(): number {
+  return useSyncExternalStore(
+    (l) => {
+      tickers.add(l);
+      return () => tickers.delete(l);
+    },
+    () => now,
+  );
+}
+
+export function relativeTime(iso: string | null | undefined, at: number = Date.now()): string {
+  if (!iso) return 'never';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  const s = Math.round((at - t) / 1000);
+  if (s < 10) return 'just now'; // also small clock skew into the future
+  if (s < 60) return `${s} s ago`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ago`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ago`;
+  const d = Math.floor(h / 24);
+  if (d < 60) return `${d} days ago`;
+  return new Date(t).toLocaleDateString();
+}
+
+export function dateTime(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+export function timeOfDay(iso: string): string {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+/** A compact one-line view of an event's data: `from=incoming to=accepted`. */
+export function summarizeData(data: Record<string, unknown>): string {
+  return Object.entries(data)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join('  ');
+}
+
+/** True when an event type matches a filter: exact, or `prefix.*`. */
+export function typeMatches(type: string, filter: string): boolean {
+  if (!filter) return true;
+  if (filter.endsWith('.*')) return type.startsWith(filter.slice(0, -1)) || type === filter.slice(0, -2);
+  return type === filter;
+}
