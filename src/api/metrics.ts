@@ -13,6 +13,11 @@ export interface ApiMetrics {
 export function createMetrics(store: Store): ApiMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'drover_' });
+  // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool
+  // flags them); they add little for a controller, so leave them out.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(`drover_${name}`);
+  }
   new Gauge({
     name: 'drover_devices',
     help: 'Devices by lifecycle state.',

@@ -54,10 +54,3 @@ export function summarizeData(data: Record<string, unknown>): string {
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
     .join('  ');
 }
-
-/** True when an event type matches a filter: exact, or `prefix.*`. */
-export function typeMatches(type: string, filter: string): boolean {
-  if (!filter) return true;
-  if (filter.endsWith('.*')) return type.startsWith(filter.slice(0, -1)) || type === filter.slice(0, -2);
-  return type === filter;
-}

@@ -39,13 +39,16 @@ export function FleetPage({ query }: { query: URLSearchParams }) {
   const [busy, setBusy] = useState<ReadonlySet<string>>(new Set());
   const [fresh, setFresh] = useState<ReadonlySet<string>>(new Set());
 
-  /** The last state seen for each device, to move counts from one tile to another. */
-  const stateOf = useRef(new Map<string, DeviceState>());
+  /** The last version seen of each device, to move counts between tiles and rows in or out of view. */
+  const known = useRef(new Map<string, Device>());
   const filtersRef = useRef<FleetFilters>(filters);
   filtersRef.current = filters;
 
   const remember = (items: Device[]) => {
-    for (const d of items) stateOf.current.set(d.id, d.state);
+    for (const d of items) {
+      const prev = known.current.get(d.id);
+      if (!prev || prev.updatedAt <= d.updatedAt) known.current.set(d.id, d);
+    }
   };
 
   const setFilters = (patch: Partial<FleetFilters>) => navigate(paths.fleet({ ...filters, ...patch }), { replace: true });
@@ -132,36 +135,29 @@ export function FleetPage({ query }: { query: URLSearchParams }) {
 
   /** Applies a device's new version (from the stream or an action's reply); idempotent. */
   const applyDevice = (d: Device) => {
-    const prev = stateOf.current.get(d.id);
-    stateOf.current.set(d.id, d.state);
-    if (prev !== d.state) {
+    const prev = known.current.get(d.id);
+    if (prev && prev.updatedAt > d.updatedAt) return; // an older version arriving late
+    known.current.set(d.id, d);
+    if (prev?.state !== d.state) {
       setCounts((c) => {
         if (!c) return c;
         const n = { ...c };
-        if (prev) n[prev] = Math.max(0, n[prev] - 1);
-        n[d.state] = (n[d.state] ?? 0) + 1;
+        if (prev) n[prev.state] = Math.max(0, n[prev.state] - 1);
+        n[d.state] += 1;
         return n;
       });
-      // A device never seen before may already have been counted: let the server settle it.
+      // A device not seen before may already have been counted: let the server settle it.
       scheduleReconcile();
       flash(d.id);
     }
-    const matches = deviceMatches(d, filtersRef.current, groupName);
+    const f = filtersRef.current;
+    const matches = deviceMatches(d, f, groupName);
+    const matched = prev ? deviceMatches(prev, f, groupName) : false;
+    if (matches !== matched) setTotal((t) => (t === null ? t : Math.max(0, t + (matches ? 1 : -1))));
     setRows((rs) => {
-      const i = rs.findIndex((r) => r.id === d.id);
-      if (i >= 0) {
-        if (!matches) {
-          setTotal((t) => (t === null ? t : Math.max(0, t - 1)));
-          return rs.filter((r) => r.id !== d.id);
-        }
-        if (rs[i]!.updatedAt > d.updatedAt) return rs; // an older version arriving late
-        const next = rs.slice();
-        next[i] = d;
-        return next;
-      }
-      if (!matches) return rs;
-      if (prev === undefined) setTotal((t) => (t === null ? t : t + 1));
-      return mergeDevices(rs, [d]);
+      const present = rs.some((r) => r.id === d.id);
+      if (!matches) return present ? rs.filter((r) => r.id !== d.id) : rs;
+      return present ? rs.map((r) => (r.id === d.id ? d : r)) : mergeDevices(rs, [d]);
     });
   };
 
