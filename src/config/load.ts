@@ -99,7 +99,7 @@ function coerce(s: Setting, raw: unknown, origin: string): string | number {
 
 export function loadConfig(opts: LoadOptions = {}): Config {
   const env = opts.env ?? process.env;
-  let file = opts.configFile ?? env.DROVER_CONFIG;
+  let file = opts.configFile ?? (env.DROVER_CONFIG || undefined);
   if (file !== undefined && !existsSync(file)) {
     throw new DroverError('DROVER_CONFIG_UNREADABLE', `Config file ${file} does not exist.`);
   }
