@@ -194,6 +194,14 @@ describe('API', () => {
       assert.deepEqual(ev.json.items.map((e: any) => e.type), ['device.accepted', 'device.retired', 'device.updated', 'device.created']);
     });
 
+    it('summarises counts by state', async () => {
+      const r = await t.call('GET', '/api/v1/devices/summary');
+      assert.equal(r.status, 200);
+      assert.deepEqual(Object.keys(r.json.byState), ['incoming', 'accepted', 'booting', 'running', 'suspect', 'failed', 'retired']);
+      const list = await t.call('GET', '/api/v1/devices?limit=1');
+      assert.equal(r.json.total, list.json.total);
+    });
+
     it('assigns and clears images; filters and pages the list', async () => {
       const img = await t.store.images.create({ id: newId('img'), name: 'raspios-lite', tag: 'latest', sha256: null, status: 'ready', kind: 'boot-dir', metadata: {}, createdAt: new Date().toISOString() });
       const a = await t.call('POST', '/api/v1/devices/e4e4e4e4/assign', { image: 'raspios-lite' });
@@ -251,6 +259,8 @@ describe('API', () => {
       const again = (await t.call('POST', '/api/v1/auth/login', { username: 'ada', password: 'a brand new password' }, null)).json.token;
       assert.equal((await t.call('POST', '/api/v1/auth/logout', undefined, again)).status, 204);
       assert.equal((await t.call('GET', '/api/v1/me', undefined, again)).status, 401, 'logout revokes');
+      assert.equal((await t.call('POST', '/api/v1/auth/logout')).status, 204);
+      assert.equal((await t.call('GET', '/api/v1/me')).status, 200, 'logout leaves API tokens alone (no accidental lock-out)');
     });
 
     it('never lists secrets; a revoked token stops working; the last admin cannot be removed', async () => {

@@ -13,10 +13,17 @@ export function defaultWebRoot(): string {
 
 export async function registerWeb(app: FastifyInstance, root: string | null): Promise<void> {
   if (root && existsSync(join(root, 'index.html'))) {
-    await app.register(fastifyStatic, { root, prefix: '/', wildcard: false, index: ['index.html'], config: { auth: 'none' } } as never);
-    app.get('/*', { config: { auth: 'none' }, schema: { hide: true } }, (req, reply) => {
-      if (req.url.startsWith('/api/') || req.url.startsWith('/boot/')) return reply.callNotFound();
-      return reply.sendFile('index.html');
+    await app.register(async (scope) => {
+      // @fastify/static does not pass `config` to the routes it adds: mark every route in this
+      // scope public, or the auth hook's fail-closed default would demand an admin token.
+      scope.addHook('onRoute', (route) => {
+        route.config = { ...(route.config as object), auth: 'none' } as typeof route.config;
+      });
+      await scope.register(fastifyStatic, { root, prefix: '/', wildcard: false, index: ['index.html'] });
+      scope.get('/*', { schema: { hide: true } }, (req, reply) => {
+        if (req.url.startsWith('/api/') || req.url.startsWith('/boot/')) return reply.callNotFound();
+        return reply.sendFile('index.html');
+      });
     });
     return;
   }

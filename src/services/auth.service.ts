@@ -121,8 +121,11 @@ export class AuthService {
     });
   }
 
-  async logout(principal: Principal): Promise<void> {
-    await this.ctx.store.tokens.revoke(principal.tokenId, this.ctx.clock().toISOString());
+  /** Ends a dashboard session. API tokens are revoked through revokeToken (with its last-admin check). */
+  async logout(principal: Principal): Promise<boolean> {
+    const token = await this.ctx.store.tokens.get(principal.tokenId);
+    if (token?.kind !== 'session') return false;
+    return this.ctx.store.tokens.revoke(principal.tokenId, this.ctx.clock().toISOString());
   }
 
   // --- users -----------------------------------------------------------------------------

@@ -21,6 +21,13 @@ const HOSTNAME = 'rack1-node1';
 
 const ok = prereq('Chromium browser', existsSync(CHROMIUM), 'chromium');
 
+/** The browser globals used in page.evaluate (the test's tsconfig has no DOM types). */
+type Win = {
+  document: { querySelector(s: string): { textContent: string | null } | null };
+  localStorage: { getItem(k: string): string | null };
+  notReloaded?: boolean;
+};
+
 describe('dashboard in Chromium', ok, () => {
   let dataDir: string | undefined;
   let server: RunningServer | undefined;
@@ -40,10 +47,25 @@ describe('dashboard in Chromium', ok, () => {
     return text ? JSON.parse(text) : undefined;
   }
 
+  // The steps build on each other: after a failure the rest are skipped, and the page is saved.
+  let failed = false;
+  function step(name: string, fn: () => Promise<void>): void {
+    it(name, async (t) => {
+      if (failed) return t.skip('an earlier step failed');
+      try {
+        await fn();
+      } catch (err) {
+        failed = true;
+        await page?.screenshot({ path: join(outputDir, 'dashboard-failure.png'), fullPage: true }).catch(() => {});
+        throw err;
+      }
+    });
+  }
+
   /** Waits until the text of `selector` equals `text`. */
   async function waitForText(selector: string, text: string): Promise<void> {
     await page.waitForFunction(
-      ([sel, want]) => document.querySelector(sel!)?.textContent?.trim() === want,
+      ([sel, want]) => (globalThis as unknown as Win).document.querySelector(sel!)?.textContent?.trim() === want,
       [selector, text] as const,
     );
   }
@@ -100,7 +122,22 @@ describe('dashboard in Chromium', ok, () => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('signs in with a user name and password and shows the fleet', async () => {
+  step('serves the dashboard without a token', async () => {
+    // A browser cannot send a bearer token for the page and its scripts: they must be public.
+    const index = await fetch(`${server!.url}/`);
+    const html = await index.text();
+    assert.equal(index.status, 200, `GET / answered ${index.status}, not the dashboard: ${html.slice(0, 200)}`);
+    const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]!);
+    assert.ok(assets.length >= 2, `index.html names its script and stylesheet: ${html}`);
+    for (const a of assets) {
+      const res = await fetch(`${server!.url}${a}`);
+      assert.equal(res.status, 200, `GET ${a} answered ${res.status}`);
+    }
+    const deep = await fetch(`${server!.url}/devices/dev_anything`);
+    assert.equal(deep.status, 200, 'client routes fall back to index.html');
+  });
+
+  step('signs in with a user name and password and shows the fleet', async () => {
     await page.goto(server!.url);
     await page.locator('input[name=username]').fill(USER.username);
     await page.locator('input[name=password]').fill(USER.password);
@@ -110,12 +147,12 @@ describe('dashboard in Chromium', ok, () => {
     await waitForText('[data-tile="incoming"] .tile-count', '0');
     // The live stream is connected, so what happens next arrives without asking.
     await page.locator('[data-live="live"]').waitFor();
-    assert.ok(await page.evaluate(() => localStorage.getItem('drover.token')), 'the session token is kept');
+    assert.ok(await page.evaluate(() => (globalThis as unknown as Win).localStorage.getItem('drover.token')), 'the session token is kept');
   });
 
-  it('shows a new device in the table without a reload', async () => {
+  step('shows a new device in the table without a reload', async () => {
     await page.evaluate(() => {
-      (window as unknown as { notReloaded: boolean }).notReloaded = true;
+      (globalThis as unknown as Win).notReloaded = true;
     });
     await api('POST', '/devices', { serial: SERIAL, model: 'Raspberry Pi 4 Model B', hostname: HOSTNAME, state: 'incoming' });
     const row = page.locator(`tr[data-serial="${SERIAL}"]`);
@@ -124,10 +161,10 @@ describe('dashboard in Chromium', ok, () => {
     assert.match(await row.innerText(), /Raspberry Pi 4 Model B/);
     assert.equal(await row.getAttribute('data-state'), 'incoming');
     await waitForText('[data-tile="incoming"] .tile-count', '1');
-    assert.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'the page was not reloaded');
+    assert.equal(await page.evaluate(() => (globalThis as unknown as Win).notReloaded), true, 'the page was not reloaded');
   });
 
-  it('accepts the incoming device from the table', async () => {
+  step('accepts the incoming device from the table', async () => {
     const row = page.locator(`tr[data-serial="${SERIAL}"]`);
     await row.getByRole('button', { name: 'Accept' }).click();
     await page.locator(`tr[data-serial="${SERIAL}"][data-state="accepted"]`).waitFor();
@@ -137,7 +174,7 @@ describe('dashboard in Chromium', ok, () => {
     await page.screenshot({ path: join(outputDir, 'dashboard-fleet.png'), fullPage: true });
   });
 
-  it('opens the device page with its events, live', async () => {
+  step('opens the device page with its events, live', async () => {
     await page.locator(`tr[data-serial="${SERIAL}"]`).getByRole('link', { name: HOSTNAME }).click();
     await page.getByRole('heading', { name: HOSTNAME }).waitFor();
     assert.match(page.url(), /\/devices\/dev_/);

@@ -2,6 +2,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { loadSession, request, saveSession, setToken, setUnauthorizedHandler, type Session } from './api';
 import { CatalogProvider } from './catalog';
+import { forgetDeviceNames } from './events';
 import { Layout } from './components/Layout';
 import { LiveProvider } from './live';
 import { DevicePage } from './pages/DevicePage';
@@ -27,6 +28,7 @@ export function App() {
 
   const signOut = useCallback((message: string | null) => {
     saveSession(null);
+    forgetDeviceNames();
     setToken(null);
     setSession(null);
     setNotice(message);

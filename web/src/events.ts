@@ -1,5 +1,5 @@
 // Event list helpers shared by the device and events pages.
-import { useEffect, useState } from 'react';
+import { useEffect, useSyncExternalStore } from 'react';
 import { api } from './api';
 import { displayName } from './fleet';
 import { useStream } from './live';
@@ -21,37 +21,53 @@ export function typeMatches(type: string, filter: string): boolean {
 
 export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9-]*(\.[a-z0-9-]+)*(\.\*)?$/;
 
-// Device names for event lists: looked up once per device and kept for the session.
+// Device names for event lists: looked up once per device, kept for the session, and updated
+// from the live stream. A tiny external store so every list re-renders when a name arrives.
 const names = new Map<string, string>();
-const pending = new Set<string>();
+const requested = new Set<string>();
+const listeners = new Set<() => void>();
+let version = 0;
 
-/** Display names for the given device ids, fetching the unknown ones; re-renders as they arrive. */
+function setName(id: string, name: string): void {
+  if (names.get(id) === name) return;
+  names.set(id, name);
+  version++;
+  for (const l of listeners) l();
+}
+
+function request(ids: Iterable<string>): void {
+  for (const id of ids) {
+    if (names.has(id) || requested.has(id)) continue;
+    requested.add(id);
+    api.get<Device>(`/devices/${encodeURIComponent(id)}`).then(
+      (d) => setName(id, displayName(d)),
+      () => setName(id, id),
+    );
+  }
+}
+
+/** Drops every cached name (on sign-out: the next user may see a different fleet). */
+export function forgetDeviceNames(): void {
+  names.clear();
+  requested.clear();
+  version++;
+}
+
+/** Display names for the given device ids, fetching unknown ones; re-renders as they arrive. */
 export function useDeviceNames(ids: readonly string[]): (id: string) => string | undefined {
-  const [, setVersion] = useState(0);
+  useSyncExternalStore(
+    (l) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    () => version,
+  );
   useStream((m) => {
-    if (m.kind === 'device' && names.get(m.device.id) !== displayName(m.device)) {
-      names.set(m.device.id, displayName(m.device));
-      setVersion((v) => v + 1);
-    }
+    if (m.kind === 'device') setName(m.device.id, displayName(m.device));
   });
-  const key = [...new Set(ids)].filter((id) => !names.has(id) && !pending.has(id)).join(',');
+  const key = [...new Set(ids)].filter((id) => !names.has(id)).join(',');
   useEffect(() => {
-    if (!key) return;
-    let live = true;
-    const missing = key.split(',');
-    for (const id of missing) pending.add(id);
-    void Promise.all(
-      missing.map((id) =>
-        api
-          .get<Device>(`/devices/${encodeURIComponent(id)}`)
-          .then((d) => names.set(id, displayName(d)))
-          .catch(() => names.set(id, id))
-          .finally(() => pending.delete(id)),
-      ),
-    ).then(() => live && setVersion((v) => v + 1));
-    return () => {
-      live = false;
-    };
+    if (key) request(key.split(','));
   }, [key]);
   return (id) => names.get(id);
 }

@@ -95,6 +95,19 @@ export const deviceRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async 
     );
   });
 
+  app.get('/api/v1/devices/summary', {
+    config: { auth: 'read' },
+    schema: {
+      tags: ['devices'],
+      summary: 'Device counts by state (every state present, zero included)',
+      response: { 200: Type.Object({ total: Type.Integer(), byState: Type.Record(Type.String(), Type.Integer()) }), ...errors() },
+    },
+  }, async () => {
+    const counts = await deps.services.ctx.store.devices.countByState();
+    const byState = Object.fromEntries(DEVICE_STATES.map((s) => [s, counts[s] ?? 0]));
+    return { total: Object.values(byState).reduce((a, b) => a + b, 0), byState };
+  });
+
   app.post('/api/v1/devices', {
     config: { auth: 'operate' },
     schema: { tags: ['devices'], summary: 'Register a device', body: CreateBody, response: { 201: Type.Ref(Device), ...errors(400, 404, 409) } },

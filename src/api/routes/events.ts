@@ -2,7 +2,8 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { BusMessage } from '../../services/event-bus.js';
 import { principalOf } from '../auth.js';
 import type { ApiDeps } from '../app.js';
-import { Cursor, Event, EventType, Limit, Timestamp, errors, page } from '../schemas.js';
+import fastJson from 'fast-json-stringify';
+import { Cursor, Device, Event, EventType, Limit, Timestamp, errors, page } from '../schemas.js';
 
 const ListQuery = Type.Object(
   {
@@ -22,6 +23,10 @@ const StreamQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+
+// Stream messages go through the same schemas as REST responses: fields not named there never leave.
+const serializeDevice = fastJson(Device as object);
+const serializeEvent = fastJson(Event as object);
 
 const HEARTBEAT_MS = 15_000;
 const REPLAY_LIMIT = 1000;
@@ -68,10 +73,10 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (
     const send = (m: BusMessage) => {
       if (m.kind === 'event') {
         if (deviceId && m.event.deviceId !== deviceId) return;
-        res.write(`id: ${m.event.id}\nevent: event\ndata: ${JSON.stringify(m.event)}\n\n`);
+        res.write(`id: ${m.event.id}\nevent: event\ndata: ${serializeEvent(m.event)}\n\n`);
       } else {
         if (deviceId && m.device.id !== deviceId) return;
-        res.write(`event: device\ndata: ${JSON.stringify(m.device)}\n\n`);
+        res.write(`event: device\ndata: ${serializeDevice(m.device)}\n\n`);
       }
     };
     // Subscribe before replaying so nothing committed in between is missed; drop duplicates.

@@ -40,7 +40,7 @@ export const userRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (a
 
   app.post('/api/v1/auth/logout', {
     config: { auth: 'read' },
-    schema: { tags: ['auth'], summary: 'End this session (revokes the token used)', response: { 204: Type.Null(), ...errors() } },
+    schema: { tags: ['auth'], summary: 'End this dashboard session (revokes a session token; API tokens are left alone)', response: { 204: Type.Null(), ...errors() } },
   }, async (req, reply) => {
     await auth.logout(principalOf(req));
     return reply.status(204).send(null);

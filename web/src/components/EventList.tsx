@@ -1,6 +1,5 @@
-import { summarizeData } from '../format';
+import { dateTime, eventTime, relativeTime, summarizeData, useNow } from '../format';
 import { Link } from './Link';
-import { RelativeTime } from './RelativeTime';
 import { paths } from '../router';
 import type { DroverEvent } from '../types';
 
@@ -22,6 +21,7 @@ export function EventTable({
   fresh?: ReadonlySet<number>;
   deviceName?: (id: string) => string | undefined;
 }) {
+  const now = useNow();
   return (
     <div className="table-wrap">
       <table className="table events-table">
@@ -38,7 +38,10 @@ export function EventTable({
           {events.map((e) => (
             <tr key={e.id} data-event-type={e.type} data-event-id={e.id} className={fresh?.has(e.id) ? 'row-fresh' : undefined}>
               <td className="col-time nowrap">
-                <RelativeTime iso={e.time} />
+                <time dateTime={e.time} title={dateTime(e.time)} className="ev-time">
+                  <span>{eventTime(e.time, now)}</span>
+                  <span className="muted small">{relativeTime(e.time, now)}</span>
+                </time>
               </td>
               <td>
                 <span className={`ev-type ${typeClass(e.type)}`}>{e.type}</span>

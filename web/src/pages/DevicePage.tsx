@@ -197,7 +197,7 @@ export function DevicePage({ id }: { id: string }) {
           <HostnameForm device={device} disabled={!canOperate || busy} onSave={(hostname) => patch({ hostname })} />
           <GroupForm device={device} disabled={!canOperate || busy} onSave={(groupId) => patch({ groupId })} />
           <ImageForm device={device} disabled={!canOperate || busy} onSave={(image) => change(() => api.post<Device>(`${base}/assign`, { image }))} />
-          <div className="form-row">
+          <div className="form-row form-row-top">
             <span className="form-label">Labels</span>
             <div className="labels-edit">
               <LabelChips labels={device.labels} busy={busy} {...(canOperate ? { onRemove: (k: string) => void patch({ labels: { [k]: null } }) } : {})} />

@@ -56,11 +56,11 @@ export function FleetPage({ query }: { query: URLSearchParams }) {
   // --- counts --------------------------------------------------------------------------
   const loadCounts = useCallback(async () => {
     const f = filtersRef.current;
-    const [perState, filtered] = await Promise.all([
-      Promise.all(DEVICE_STATES.map((state) => api.get<Page<Device>>('/devices', { state, limit: 1 }))),
+    const [summary, filtered] = await Promise.all([
+      api.get<{ total: number; byState: Record<string, number> }>('/devices/summary'),
       api.get<Page<Device>>('/devices', { ...apiFilter(f), limit: 1 }),
     ]);
-    setCounts(Object.fromEntries(DEVICE_STATES.map((s, i) => [s, perState[i]!.total ?? 0])) as Counts);
+    setCounts(Object.fromEntries(DEVICE_STATES.map((s) => [s, summary.byState[s] ?? 0])) as Counts);
     if (JSON.stringify(filtersRef.current) === JSON.stringify(f)) setTotal(filtered.total ?? null);
   }, []);
 
@@ -240,7 +240,11 @@ export function FleetPage({ query }: { query: URLSearchParams }) {
                   </td>
                   <td className="nowrap">
                     <Link to={paths.device(d.id)} className="strong">
-                      {d.hostname ?? <span className="muted">unnamed</span>}
+                      {d.hostname ?? (
+                        <span className="unnamed" title="No hostname yet">
+                          {d.serial}
+                        </span>
+                      )}
                     </Link>
                   </td>
                   <td className="hide-md">{d.model ?? <span className="muted">—</span>}</td>
