@@ -10,7 +10,7 @@ export type BootMode = (typeof BOOT_MODES)[number];
 export type DeviceAction = 'accept' | 'reject' | 'retire';
 
 // Which states an operator action may start from. Health and netboot drive the other states.
-const ALLOWED_FROM: Record<DeviceAction, readonly DeviceState[]> = {
+export const ALLOWED_FROM: Record<DeviceAction, readonly DeviceState[]> = {
   accept: ['incoming', 'retired'],
   reject: ['incoming'],
   retire: ['incoming', 'accepted', 'booting', 'running', 'suspect', 'failed'],

@@ -270,11 +270,17 @@ function HostnameForm({ device, disabled, onSave }: { device: Device; disabled: 
   );
 }
 
-function GroupForm({ device, disabled, onSave }: { device: Device; disabled: boolean; onSave: (g: string | null) => Promise<boolean> }) {
-  const { groups } = useCatalog();
-  const [value, setValue] = useState(device.groupId ?? '');
-  useEffect(() => setValue(device.groupId ?? ''), [device.groupId]);
-  const dirty = value !== (device.groupId ?? '');
+interface Choice {
+  value: string;
+  label: string;
+}
+
+/** A select with a submit button; shows an unknown current value rather than hiding it. */
+function SelectForm(props: { id: string; label: string; current: string | null; choices: Choice[]; noneLabel: string; submitLabel: string; disabled: boolean; onSave: (v: string | null) => Promise<boolean> }) {
+  const { id, label, current, choices, noneLabel, submitLabel, disabled, onSave } = props;
+  const [value, setValue] = useState(current ?? '');
+  useEffect(() => setValue(current ?? ''), [current]);
+  const dirty = value !== (current ?? '');
   return (
     <form
       className="form-row"
@@ -283,60 +289,37 @@ function GroupForm({ device, disabled, onSave }: { device: Device; disabled: boo
         if (dirty) void onSave(value || null);
       }}
     >
-      <label className="form-label" htmlFor="group">
-        Group
+      <label className="form-label" htmlFor={id}>
+        {label}
       </label>
       <div className="form-control">
-        <select id="group" className="input" value={value} disabled={disabled} onChange={(e) => setValue(e.target.value)}>
-          <option value="">No group</option>
-          {groups.map((g) => (
-            <option key={g.id} value={g.id}>
-              {g.name}
+        <select id={id} className="input" value={value} disabled={disabled} onChange={(e) => setValue(e.target.value)}>
+          <option value="">{noneLabel}</option>
+          {choices.map((c) => (
+            <option key={c.value} value={c.value}>
+              {c.label}
             </option>
           ))}
-          {device.groupId && !groups.some((g) => g.id === device.groupId) ? <option value={device.groupId}>{device.groupId}</option> : null}
+          {current && !choices.some((c) => c.value === current) ? <option value={current}>{current}</option> : null}
         </select>
         <button type="submit" className="btn btn-secondary btn-sm" disabled={disabled || !dirty}>
-          Save
+          {submitLabel}
         </button>
       </div>
     </form>
   );
 }
 
+function GroupForm({ device, disabled, onSave }: { device: Device; disabled: boolean; onSave: (g: string | null) => Promise<boolean> }) {
+  const { groups } = useCatalog();
+  const choices = groups.map((g) => ({ value: g.id, label: g.name }));
+  return <SelectForm id="group" label="Group" current={device.groupId} choices={choices} noneLabel="No group" submitLabel="Save" disabled={disabled} onSave={onSave} />;
+}
+
 function ImageForm({ device, disabled, onSave }: { device: Device; disabled: boolean; onSave: (image: string | null) => Promise<boolean> }) {
   const { images } = useCatalog();
-  const [value, setValue] = useState(device.imageId ?? '');
-  useEffect(() => setValue(device.imageId ?? ''), [device.imageId]);
-  const dirty = value !== (device.imageId ?? '');
-  return (
-    <form
-      className="form-row"
-      onSubmit={(e) => {
-        e.preventDefault();
-        if (dirty) void onSave(value || null);
-      }}
-    >
-      <label className="form-label" htmlFor="image">
-        Image
-      </label>
-      <div className="form-control">
-        <select id="image" className="input" value={value} disabled={disabled} onChange={(e) => setValue(e.target.value)}>
-          <option value="">None (group default)</option>
-          {images.map((i) => (
-            <option key={i.id} value={i.id}>
-              {imageLabel(i)}
-              {i.status !== 'ready' ? ` (${i.status})` : ''}
-            </option>
-          ))}
-          {device.imageId && !images.some((i) => i.id === device.imageId) ? <option value={device.imageId}>{device.imageId}</option> : null}
-        </select>
-        <button type="submit" className="btn btn-secondary btn-sm" disabled={disabled || !dirty}>
-          Assign
-        </button>
-      </div>
-    </form>
-  );
+  const choices = images.map((i) => ({ value: i.id, label: `${imageLabel(i)}${i.status !== 'ready' ? ` (${i.status})` : ''}` }));
+  return <SelectForm id="image" label="Image" current={device.imageId} choices={choices} noneLabel="None (group default)" submitLabel="Assign" disabled={disabled} onSave={onSave} />;
 }
 
 function LabelForm({ disabled, onAdd }: { disabled: boolean; onAdd: (k: string, v: string) => Promise<boolean> }) {
