@@ -6,10 +6,12 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import { DroverError } from '../domain/errors.js';
 import { AuthFailureLimiter } from '../security/auth-limiter.js';
+import type { BootTree } from '../netboot/bootfiles/tree.js';
 import type { Services } from '../services/index.js';
 import { registerAuth } from './auth.js';
 import { errorHandler } from './errors.js';
 import { createMetrics, type ApiMetrics } from './metrics.js';
+import { bootRoutes } from './routes/boot.js';
 import { deviceRoutes } from './routes/devices.js';
 import { eventRoutes } from './routes/events.js';
 import { groupRoutes } from './routes/groups.js';
@@ -30,10 +32,13 @@ export interface ApiOptions {
   /** Directory of the built dashboard; null serves a placeholder page. */
   webRoot?: string | null;
   version?: string;
+  /** The per-device boot tree for /boot/v1/files; absent when netboot is off. */
+  bootTree?: BootTree | undefined;
 }
 
 export interface ApiDeps {
   services: Services;
+  bootTree: BootTree | undefined;
   limiter: AuthFailureLimiter;
   metrics: ApiMetrics;
 }
@@ -51,7 +56,7 @@ export async function buildApp(opts: ApiOptions): Promise<FastifyInstance> {
 
   const limiter = new AuthFailureLimiter(opts.authFailureLimit ?? 10, (opts.authFailureWindowSeconds ?? 60) * 1000);
   const metrics = createMetrics(opts.services.ctx.store);
-  const deps: ApiDeps = { services: opts.services, limiter, metrics };
+  const deps: ApiDeps = { services: opts.services, limiter, metrics, bootTree: opts.bootTree };
 
   for (const s of sharedSchemas) app.addSchema(s);
   await app.register(fastifySwagger, {
@@ -88,6 +93,7 @@ export async function buildApp(opts: ApiOptions): Promise<FastifyInstance> {
   await app.register(tokenRoutes(deps));
   await app.register(userRoutes(deps));
   await app.register(eventRoutes(deps));
+  await app.register(bootRoutes(deps));
   await registerWeb(app, opts.webRoot ?? null);
   await app.ready();
   return app;

@@ -75,6 +75,7 @@ export const Image = Type.Object(
     kind: Type.String(),
     metadata: Json,
     createdAt: Timestamp,
+    isDefault: Type.Optional(Type.Boolean({ description: 'Served to devices with no image of their own or of their group' })),
   },
   { $id: 'Image' },
 );

@@ -18,6 +18,8 @@ export interface Config {
   authFailureLimit: number;
   authFailureWindow: number;
   sessionTtl: number;
+  tftpListen: { host: string; port: number } | null;
+  bootPolicy: 'default-image' | 'known-only';
   /** Which file was read, if any. */
   configFile: string | undefined;
   /** Where each value came from, for `config print`. */
@@ -83,7 +85,9 @@ function coerce(s: Setting, raw: unknown, origin: string): string | number {
     case 'enum':
       if (!s.values?.includes(String(raw))) fail(`"${String(raw)}" is not one of ${s.values?.join(', ')}`);
       return String(raw);
+    case 'listen-or-off':
     case 'listen':
+      if (s.type === 'listen-or-off' && String(raw).trim() === 'off') return 'off';
       try {
         parseListen(String(raw));
       } catch (err) {
@@ -152,6 +156,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     authFailureLimit: Number(values.authFailureLimit),
     authFailureWindow: Number(values.authFailureWindow),
     sessionTtl: Number(values.sessionTtl),
+    tftpListen: values.tftpListen === 'off' ? null : parseListen(String(values.tftpListen)),
+    bootPolicy: values.bootPolicy as Config['bootPolicy'],
     configFile: file,
     sources,
   };
@@ -170,6 +176,8 @@ export function describeConfig(c: Config): Record<string, { value: unknown; sour
     authFailureLimit: c.authFailureLimit,
     authFailureWindow: c.authFailureWindow,
     sessionTtl: c.sessionTtl,
+    tftpListen: c.tftpListen ? `${c.tftpListen.host}:${c.tftpListen.port}` : 'off',
+    bootPolicy: c.bootPolicy,
   };
   return Object.fromEntries(Object.entries(shown).map(([k, v]) => [k, { value: v, source: c.sources[k] ?? 'default' }]));
 }

@@ -3,7 +3,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-export type SettingType = 'string' | 'integer' | 'listen' | 'enum' | 'url';
+export type SettingType = 'string' | 'integer' | 'listen' | 'listen-or-off' | 'enum' | 'url';
 
 export interface Setting {
   key: string;
@@ -110,6 +110,23 @@ export const SETTINGS = [
     max: 90 * 86400,
     default: () => 12 * 3600,
     description: 'Lifetime in seconds of a dashboard login session.',
+  },
+  {
+    key: 'tftpListen',
+    env: 'DROVER_TFTP_LISTEN',
+    flag: '--tftp-listen',
+    type: 'listen-or-off',
+    default: () => '0.0.0.0:69',
+    description: 'HOST:PORT of the TFTP server that serves the per-device boot trees, or `off`. Port 69 needs root or CAP_NET_BIND_SERVICE; without it Drover starts with TFTP off and says so.',
+  },
+  {
+    key: 'bootPolicy',
+    env: 'DROVER_BOOT_POLICY',
+    flag: '--boot-policy',
+    type: 'enum',
+    values: ['default-image', 'known-only'],
+    default: () => 'default-image',
+    description: '`default-image`: serve the default image to devices nobody accepted yet (they appear as incoming either way); `known-only`: serve boot files only to accepted devices.',
   },
 ] as const satisfies readonly Setting[];
 

@@ -45,6 +45,10 @@ export const ERRORS = {
   DROVER_GROUP_EXISTS: spec(409, 'api', 'A group with that name already exists.', 'Pick another name or update the existing group.'),
   DROVER_GROUP_NOT_EMPTY: spec(409, 'api', 'The group still has devices.', 'Move its devices to another group (`drover node assign --group`) before deleting it.'),
   DROVER_IMAGE_NOT_FOUND: spec(404, 'api', 'No image matches that id or name.', 'List images with `drover image ls`.'),
+  DROVER_IMAGE_INVALID: spec(400, 'api', 'The image source is not usable.', 'The message says what is missing; a boot directory needs config.txt and a kernel*.img at its top level.'),
+  DROVER_IMAGE_EXISTS: spec(409, 'api', 'An image with that name and tag already exists.', 'Pick another tag (`--name NAME:TAG`) or remove the old image first.'),
+  DROVER_BOOT_FILE_NOT_FOUND: spec(404, 'api', 'The boot tree has no such file for this device.', 'Check the image\'s files (`drover image show IMAGE`) and that the device is not retired.'),
+  DROVER_NO_DEFAULT_IMAGE: spec(404, 'api', 'No image is assigned to the device, its group, or as the default.', 'Assign one (`drover node assign NODE IMAGE`) or set a default (`drover image default IMAGE`).'),
   // tokens, users
   DROVER_TOKEN_NOT_FOUND: spec(404, 'api', 'No token has that id.', 'List tokens with `drover token ls`.'),
   DROVER_TOKEN_DEVICE_REQUIRED: spec(400, 'api', 'A device token must name its device, and only a device token may.', 'Pass `deviceId` together with role `device`, or drop it for other roles.'),

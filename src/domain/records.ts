@@ -50,7 +50,7 @@ export interface Image {
   createdAt: string;
 }
 
-export type TokenKind = 'api' | 'session' | 'bootstrap';
+export type TokenKind = 'api' | 'session' | 'bootstrap' | 'device-boot';
 
 export interface Token {
   id: string;

@@ -8,12 +8,18 @@ import { defaultWebRoot } from '../api/web.js';
 import type { Config } from '../config/load.js';
 import { DroverError } from '../domain/errors.js';
 import { createLogger } from '../log.js';
+import { FileCache } from '../netboot/bootfiles/file-cache.js';
+import { BootTree } from '../netboot/bootfiles/tree.js';
+import { Netboot } from '../netboot/netboot.js';
+import { BootProgress } from '../netboot/progress.js';
+import { serverUrlResolver } from '../netboot/server-url.js';
 import { createServices, type Services } from '../services/index.js';
 import { Store } from '../store/store.js';
 import { VERSION } from '../version.js';
 
 export interface RunningServer {
   app: FastifyInstance;
+  netboot: Netboot;
   services: Services;
   store: Store;
   url: string;
@@ -42,7 +48,14 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
   ensureDataDir(config.dataDir);
   const store = await Store.open(config.database);
   log.info({ database: store.dialect, location: store.location, dataDir: config.dataDir, version: VERSION }, 'store opened');
-  const services = createServices(store, { sessionTtl: config.sessionTtl });
+  const services = createServices(store, { sessionTtl: config.sessionTtl, dataDir: config.dataDir });
+  const bootTree = new BootTree({
+    services,
+    cache: new FileCache(),
+    serverUrl: serverUrlResolver(config.publicUrl, config.listen),
+    policy: config.bootPolicy,
+  });
+  const netboot = new Netboot({ services, bootTree, progress: new BootProgress(services), log, tftpListen: config.tftpListen });
   let app: FastifyInstance;
   try {
     const token = await services.auth.bootstrap(config.dataDir);
@@ -60,8 +73,10 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
       authFailureWindowSeconds: config.authFailureWindow,
       webRoot: opts.webRoot === undefined ? defaultWebRoot() : opts.webRoot,
       version: VERSION,
+      bootTree,
     });
     await app.listen({ host: config.listen.host, port: config.listen.port });
+    await netboot.start();
   } catch (err) {
     await store.close();
     if (err instanceof DroverError) throw err;
@@ -75,12 +90,14 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
   let closing: Promise<void> | undefined;
   return {
     app,
+    netboot,
     services,
     store,
     url,
     log,
     close() {
       closing ??= (async () => {
+        await netboot.stop();
         await app.close();
         await store.close();
         log.info('drover stopped');

@@ -7,6 +7,8 @@ import { DevicesService } from './devices.service.js';
 import { EventBus } from './event-bus.js';
 import { EventsService } from './events.service.js';
 import { GroupsService } from './groups.service.js';
+import { DeviceTokensService } from './device-tokens.service.js';
+import { ImagesService } from './images.service.js';
 
 export interface Services {
   ctx: ServiceContext;
@@ -14,9 +16,11 @@ export interface Services {
   groups: GroupsService;
   auth: AuthService;
   events: EventsService;
+  images: ImagesService;
+  deviceTokens: DeviceTokensService;
 }
 
-export function createServices(store: Store, opts: { sessionTtl: number; clock?: Clock; bus?: EventBus }): Services {
+export function createServices(store: Store, opts: { sessionTtl: number; dataDir: string; clock?: Clock; bus?: EventBus }): Services {
   const ctx: ServiceContext = { store, bus: opts.bus ?? new EventBus(), clock: opts.clock ?? systemClock };
   return {
     ctx,
@@ -24,5 +28,7 @@ export function createServices(store: Store, opts: { sessionTtl: number; clock?:
     groups: new GroupsService(ctx),
     auth: new AuthService(ctx, opts.sessionTtl),
     events: new EventsService(ctx),
+    images: new ImagesService(ctx, opts.dataDir),
+    deviceTokens: new DeviceTokensService(ctx, opts.dataDir),
   };
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { buildApp, type ApiOptions } from '../../src/api/app.js';
+import type { BootTree } from '../../src/netboot/bootfiles/tree.js';
 import { createServices, type Services } from '../../src/services/index.js';
 import { Store } from '../../src/store/store.js';
 
@@ -20,13 +21,13 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function startTestApi(opts: { database?: string; api?: Partial<ApiOptions> } = {}): Promise<TestApi> {
+export async function startTestApi(opts: { database?: string; api?: Partial<ApiOptions>; bootTree?: (services: Services) => BootTree } = {}): Promise<TestApi> {
   const dataDir = mkdtempSync(join(tmpdir(), 'drover-api-'));
   const store = await Store.open(opts.database ?? join(dataDir, 'drover.db'));
-  const services = createServices(store, { sessionTtl: 3600 });
+  const services = createServices(store, { sessionTtl: 3600, dataDir });
   await services.auth.bootstrap(dataDir);
   const adminToken = readFileSync(join(dataDir, 'initial-admin-token'), 'utf8').trim();
-  const app = await buildApp({ services, webRoot: null, ...opts.api });
+  const app = await buildApp({ services, webRoot: null, ...(opts.bootTree ? { bootTree: opts.bootTree(services) } : {}), ...opts.api });
   const call: TestApi['call'] = async (method, url, body, token = adminToken) => {
     const res = await app.inject({
       method,

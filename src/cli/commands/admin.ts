@@ -1,4 +1,5 @@
 // Groups, images, tokens and users: the records around the fleet.
+import { resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import type { Group, Image, Token, User } from '../../domain/records.js';
 import { enc } from '../client.js';
@@ -86,9 +87,48 @@ export function registerImage(program: Command): void {
       const { items }: { items: Image[] } = await client(cmd).request('GET', '/api/v1/images');
       if (globals(cmd).json) return printJson({ items });
       if (!items.length) return void process.stdout.write('No images.\n');
-      printTable(items.map((i) => ({ id: i.id, name: `${i.name}:${i.tag}`, kind: i.kind, status: i.status, sha256: i.sha256?.slice(0, 12), created: i.createdAt })), ['id', 'name', 'kind', 'status', 'sha256', 'created']);
+      printTable(
+        items.map((i) => ({ id: i.id, name: `${i.name}:${i.tag}`, default: (i as { isDefault?: boolean }).isDefault ? '*' : '', kind: i.kind, status: i.status, models: ((i.metadata.models as string[] | undefined) ?? []).join(','), sha256: i.sha256?.slice(0, 12), created: i.createdAt })),
+        ['id', 'name', 'default', 'kind', 'status', 'models', 'sha256', 'created'],
+      );
     }),
   );
+  image
+    .command('add-boot-dir <name> <dir>')
+    .description('register a directory of boot files (firmware, kernels, DTBs, config.txt, cmdline.txt) as image NAME[:TAG]; the directory is read by the controller, so it must be on the controller host')
+    .option('--default', 'also make it the default image (served to devices with no image of their own)')
+    .action(
+      action(async (ref: string, dir: string, o: { default?: boolean }, cmd: Command) => {
+        const [name, tag] = ref.includes(':') ? [ref.slice(0, ref.indexOf(':')), ref.slice(ref.indexOf(':') + 1)] : [ref, undefined];
+        const i: Image & { metadata: { files?: number; bytes?: number; models?: string[] } } = await client(cmd).request('POST', '/api/v1/images/boot-dir', {
+          name,
+          ...(tag ? { tag } : {}),
+          path: resolvePath(dir),
+          ...(o.default ? { default: true } : {}),
+        });
+        if (globals(cmd).json) return printJson(i);
+        process.stdout.write(`Added ${i.name}:${i.tag} (${i.id}): ${i.metadata.files} files, ${i.metadata.bytes} bytes, boots ${(i.metadata.models ?? []).join(', ') || 'no known Pi model'}${o.default ? '; now the default image' : ''}.\n`);
+      }),
+    );
+  image
+    .command('default [image]')
+    .description('show, set, or (--none) clear the default image')
+    .option('--none', 'clear the default')
+    .action(
+      action(async (ref: string | undefined, o: { none?: boolean }, cmd: Command) => {
+        const c = client(cmd);
+        if (!ref && !o.none) {
+          const { items }: { items: (Image & { isDefault?: boolean })[] } = await c.request('GET', '/api/v1/images');
+          const d = items.find((i) => i.isDefault);
+          if (globals(cmd).json) return printJson({ image: d ?? null });
+          process.stdout.write(d ? `${d.name}:${d.tag} (${d.id})\n` : 'No default image.\n');
+          return;
+        }
+        const r: { image: Image | null } = await c.request('PUT', '/api/v1/images/default', { image: o.none ? null : ref });
+        if (globals(cmd).json) return printJson(r);
+        process.stdout.write(r.image ? `Default image: ${r.image.name}:${r.image.tag}.\n` : 'Default image cleared.\n');
+      }),
+    );
   image.command('show <image>').description('show an image').action(
     action(async (ref: string, _o: unknown, cmd: Command) => {
       const i: Image = await client(cmd).request('GET', `/api/v1/images/${enc(ref)}`);

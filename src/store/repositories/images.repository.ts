@@ -1,13 +1,15 @@
 import type { Kysely } from 'kysely';
 import type { Image } from '../../domain/records.js';
 import type { Database, ImagesTable } from '../schema.js';
-import { parseJson } from './util.js';
+import { DroverError } from '../../domain/errors.js';
+import { isUniqueViolation, parseJson } from './util.js';
 
 export class ImagesRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
   async create(i: Image): Promise<Image> {
-    await this.db
+    try {
+      await this.db
       .insertInto('images')
       .values({
         id: i.id,
@@ -20,6 +22,10 @@ export class ImagesRepository {
         created_at: i.createdAt,
       })
       .execute();
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new DroverError('DROVER_IMAGE_EXISTS', `An image ${i.name}:${i.tag} already exists.`);
+      throw err;
+    }
     return (await this.get(i.id))!;
   }
 
@@ -31,6 +37,11 @@ export class ImagesRepository {
   async findByName(name: string, tag: string): Promise<Image | undefined> {
     const row = await this.db.selectFrom('images').selectAll().where('name', '=', name).where('tag', '=', tag).executeTakeFirst();
     return row && toImage(row);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const res = await this.db.deleteFrom('images').where('id', '=', id).executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
   }
 
   async list(): Promise<Image[]> {
