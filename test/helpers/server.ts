@@ -26,10 +26,12 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
-export async function spawnServer(opts: { dataDir: string; database?: string; port?: number; env?: NodeJS.ProcessEnv }): Promise<ServerProcess> {
+export async function spawnServer(opts: { dataDir: string; database?: string; port?: number; env?: NodeJS.ProcessEnv; extraArgs?: string[] }): Promise<ServerProcess> {
   const port = opts.port ?? (await freePort());
   const args = [...droverArgv(), 'serve', '--data-dir', opts.dataDir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'];
   if (opts.database) args.push('--database', opts.database);
+  // Tests never bind the real TFTP port unless they ask for a TFTP listener.
+  args.push(...(opts.extraArgs?.includes('--tftp-listen') ? [] : ['--tftp-listen', 'off']), ...(opts.extraArgs ?? []));
   const proc = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
