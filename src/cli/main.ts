@@ -6,6 +6,7 @@ import { registerEvents } from './commands/events.js';
 import { registerLogin } from './commands/login.js';
 import { registerNode } from './commands/node.js';
 import { registerServe } from './commands/serve.js';
+import { registerVirtualPi } from './commands/virtual-pi.js';
 import { EXIT } from './output.js';
 
 export function buildProgram(): Command {
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerToken(program);
   registerUser(program);
   registerEvents(program);
+  registerVirtualPi(program);
   return program;
 }
 

@@ -5,6 +5,8 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { DroverError } from '../domain/errors.js';
+import { parseRange } from '../netboot/dhcp/leases.js';
+import { normalizeOui } from '../netboot/dhcp/ouis.js';
 import { redactUrl } from '../store/db.js';
 import { SETTINGS, type Setting } from './settings.js';
 
@@ -20,6 +22,16 @@ export interface Config {
   sessionTtl: number;
   tftpListen: { host: string; port: number } | null;
   bootPolicy: 'default-image' | 'known-only';
+  dhcp: {
+    interface: string;
+    mode: 'proxy' | 'full';
+    range: string | undefined;
+    leaseTime: number;
+    router: string | undefined;
+    dns: string[];
+    pi3ReplyDelay: number;
+  } | null;
+  piOuis: string[];
   /** Which file was read, if any. */
   configFile: string | undefined;
   /** Where each value came from, for `config print`. */
@@ -158,9 +170,44 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     sessionTtl: Number(values.sessionTtl),
     tftpListen: values.tftpListen === 'off' ? null : parseListen(String(values.tftpListen)),
     bootPolicy: values.bootPolicy as Config['bootPolicy'],
+    dhcp: dhcpConfig(values),
+    piOuis: listOf(values.piOuis).map((o) => {
+      try {
+        return normalizeOui(o);
+      } catch {
+        throw new DroverError('DROVER_CONFIG_INVALID', `Setting piOuis: "${o}" is not a MAC prefix like b8:27:eb.`);
+      }
+    }),
     configFile: file,
     sources,
   };
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+
+function listOf(v: string | number | undefined): string[] {
+  return v === undefined ? [] : String(v).split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+function dhcpConfig(values: Record<string, string | number | undefined>): Config['dhcp'] {
+  if (values.dhcpInterface === undefined) return null;
+  const iface = String(values.dhcpInterface);
+  if (!/^[\w.:@-]{1,15}$/.test(iface)) throw new DroverError('DROVER_CONFIG_INVALID', `Setting dhcpInterface: "${iface}" is not an interface name.`);
+  const mode = values.dhcpMode as 'proxy' | 'full';
+  const range = values.dhcpRange as string | undefined;
+  if (mode === 'full') {
+    if (!range) throw new DroverError('DROVER_CONFIG_INVALID', 'Setting dhcpRange: full DHCP mode needs an address range (--dhcp-range FIRST-LAST).');
+    try {
+      parseRange(range);
+    } catch (err) {
+      throw new DroverError('DROVER_CONFIG_INVALID', `Setting dhcpRange: ${(err as Error).message}.`);
+    }
+  }
+  const router = values.dhcpRouter as string | undefined;
+  if (router && !IPV4.test(router)) throw new DroverError('DROVER_CONFIG_INVALID', `Setting dhcpRouter: "${router}" is not an IPv4 address.`);
+  const dns = listOf(values.dhcpDns);
+  for (const d of dns) if (!IPV4.test(d)) throw new DroverError('DROVER_CONFIG_INVALID', `Setting dhcpDns: "${d}" is not an IPv4 address.`);
+  return { interface: iface, mode, range, leaseTime: Number(values.dhcpLeaseTime), router, dns, pi3ReplyDelay: Number(values.pi3ReplyDelay) };
 }
 
 /** The effective configuration as shown to people: secrets redacted, sources named. */
@@ -178,6 +225,10 @@ export function describeConfig(c: Config): Record<string, { value: unknown; sour
     sessionTtl: c.sessionTtl,
     tftpListen: c.tftpListen ? `${c.tftpListen.host}:${c.tftpListen.port}` : 'off',
     bootPolicy: c.bootPolicy,
+    dhcpInterface: c.dhcp?.interface ?? null,
+    dhcpMode: c.dhcp ? c.dhcp.mode : null,
+    dhcpRange: c.dhcp?.range ?? null,
+    piOuis: c.piOuis.join(',') || null,
   };
   return Object.fromEntries(Object.entries(shown).map(([k, v]) => [k, { value: v, source: c.sources[k] ?? 'default' }]));
 }

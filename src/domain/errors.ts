@@ -63,6 +63,7 @@ export const ERRORS = {
   DROVER_CONFIG_UNREADABLE: spec(500, 'startup', 'The configuration file cannot be read or parsed.', 'Check the path given with --config or DROVER_CONFIG and that the file is valid YAML or JSON.'),
   DROVER_DATA_DIR_UNUSABLE: spec(500, 'startup', 'The data directory cannot be created or written.', 'Pass a writable --data-dir or fix its ownership (the service runs as user drover).'),
   DROVER_DATABASE_UNREACHABLE: spec(503, 'any', 'The database cannot be opened or reached.', 'Check --database: the SQLite file must be writable; a PostgreSQL URL must name a running server and valid credentials.'),
+  DROVER_DHCP_UNAVAILABLE: spec(500, 'startup', 'DHCP cannot be served on the named interface.', 'Check that the interface exists and has an IPv4 address, that Drover runs as root or with CAP_NET_BIND_SERVICE and CAP_NET_RAW, and that the native addon is built (`npm run build:native`).'),
   DROVER_LISTEN_FAILED: spec(500, 'startup', 'The HTTP listener could not start.', 'Another process may hold the port; pass a free --listen HOST:PORT.'),
   // CLI
   DROVER_CLI_NO_SERVER: spec(500, 'cli', 'No controller address is known.', 'Pass --server URL, set DROVER_SERVER, or run `drover login --server URL` once.'),

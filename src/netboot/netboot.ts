@@ -3,7 +3,13 @@
 import type { Logger } from 'pino';
 import { DroverError } from '../domain/errors.js';
 import type { Device } from '../domain/records.js';
+import { join } from 'node:path';
+import type { Config } from '../config/load.js';
+import { recordSighting } from '../services/devices.service.js';
 import type { Services } from '../services/index.js';
+import { piOuiSet } from './dhcp/ouis.js';
+import type { ProxyDecision } from './dhcp/proxy.js';
+import { DhcpServer } from './dhcp/server.js';
 import { BootPathError } from './bootfiles/paths.js';
 import type { BootTree } from './bootfiles/tree.js';
 import type { BootProgress } from './progress.js';
@@ -17,10 +23,26 @@ export interface NetbootOptions {
   log: Logger;
   tftpListen: { host: string; port: number } | null;
   maxTransfers?: number;
+  dhcp: Config['dhcp'];
+  piOuis: string[];
+  dataDir: string;
+  /** For a startup warning when devices could not reach the API. */
+  apiHost?: string;
+  publicUrl?: string | undefined;
+  /** Override ports for tests in namespaces without privileges (defaults 67/68). */
+  dhcpPorts?: { server: number; client: number };
 }
+
+const MODEL_NAMES: Record<string, string> = {
+  pi3b: 'Raspberry Pi 3 Model B',
+  'pi3b+': 'Raspberry Pi 3 Model B+',
+  pi4: 'Raspberry Pi 4',
+  pi5: 'Raspberry Pi 5',
+};
 
 export class Netboot {
   tftp: TftpServer | undefined;
+  dhcp: DhcpServer | undefined;
   tftpPort: number | undefined;
   private readonly deviceOf = new Map<string, Device | null>();
   private lastNoImageWarning = 0;
@@ -28,6 +50,48 @@ export class Netboot {
   constructor(private readonly o: NetbootOptions) {}
 
   async start(): Promise<void> {
+    await this.startTftp();
+    await this.startDhcp();
+    if ((this.tftp || this.dhcp) && this.o.apiHost && /^(127\.|::1$|localhost$)/.test(this.o.apiHost) && !this.o.publicUrl) {
+      this.o.log.warn({ listen: this.o.apiHost }, 'the API listens on loopback only: booting devices cannot reach it; use --listen 0.0.0.0:PORT or set --public-url');
+    }
+  }
+
+  private async startDhcp(): Promise<void> {
+    const c = this.o.dhcp;
+    if (!c) return;
+    // Unlike TFTP, DHCP on a named interface is an explicit request: failing to serve it is fatal.
+    this.dhcp = new DhcpServer({
+      interface: c.interface,
+      mode: c.mode,
+      ...(this.o.dhcpPorts ? { port: this.o.dhcpPorts.server, clientPort: this.o.dhcpPorts.client } : {}),
+      piOuis: piOuiSet(this.o.piOuis),
+      pi3DelayMs: c.pi3ReplyDelay,
+      ...(c.mode === 'full' ? { full: { range: c.range!, leaseSeconds: c.leaseTime, router: c.router, dns: c.dns, leasesFile: join(this.o.dataDir, 'dhcp-leases.json') } } : {}),
+      log: this.o.log,
+      onPi: (d, _req, ip) => void this.sighted(d, ip),
+    });
+    try {
+      await this.dhcp.start();
+    } catch (err) {
+      this.dhcp = undefined;
+      throw new DroverError('DROVER_DHCP_UNAVAILABLE', `Cannot serve DHCP on ${c.interface}: ${(err as Error).message}`);
+    }
+  }
+
+  private async sighted(d: ProxyDecision, ip: string | null): Promise<void> {
+    try {
+      const device = await recordSighting(this.o.services.ctx, {
+        serial: d.pi.serial, mac: d.pi.mac, model: MODEL_NAMES[d.pi.model] ?? null, boardRevision: d.pi.boardRevision, ip, via: 'dhcp',
+      });
+      if (device) await this.o.progress.dhcp(device, { kind: d.kind, mac: d.pi.mac, model: d.pi.model, ...(ip ? { ip } : {}), mode: this.o.dhcp?.mode });
+      else this.o.log.info({ mac: d.pi.mac, model: d.pi.model }, 'dhcp: answered a Pi that sends no serial; it is recorded when it asks for boot files');
+    } catch (err) {
+      this.o.log.error({ err }, 'dhcp: recording a Pi failed');
+    }
+  }
+
+  private async startTftp(): Promise<void> {
     if (!this.o.tftpListen) return;
     const { host, port } = this.o.tftpListen;
     this.tftp = new TftpServer({
@@ -63,6 +127,7 @@ export class Netboot {
   }
 
   async stop(): Promise<void> {
+    await this.dhcp?.stop();
     await this.tftp?.close();
     await this.o.progress.flush();
     this.o.progress.stop();

@@ -55,8 +55,11 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     serverUrl: serverUrlResolver(config.publicUrl, config.listen),
     policy: config.bootPolicy,
   });
-  const netboot = new Netboot({ services, bootTree, progress: new BootProgress(services), log, tftpListen: config.tftpListen });
-  let app: FastifyInstance;
+  const netboot = new Netboot({
+    services, bootTree, progress: new BootProgress(services), log, tftpListen: config.tftpListen, dhcp: config.dhcp, piOuis: config.piOuis, dataDir: config.dataDir,
+    apiHost: config.listen.host, publicUrl: config.publicUrl,
+  });
+  let app: FastifyInstance | undefined;
   try {
     const token = await services.auth.bootstrap(config.dataDir);
     if (token) {
@@ -78,6 +81,8 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     await app.listen({ host: config.listen.host, port: config.listen.port });
     await netboot.start();
   } catch (err) {
+    await netboot.stop().catch(() => undefined);
+    await app?.close().catch(() => undefined);
     await store.close();
     if (err instanceof DroverError) throw err;
     throw new DroverError('DROVER_LISTEN_FAILED', `Cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`);

@@ -14,7 +14,7 @@ import {
 import { DroverError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Device, Page } from '../domain/records.js';
-import type { DeviceFilter } from '../store/repositories/devices.repository.js';
+import type { DeviceFilter, DevicePatch } from '../store/repositories/devices.repository.js';
 import type { Repositories } from '../store/store.js';
 import { inTransaction, type ServiceContext } from './context.js';
 
@@ -137,6 +137,53 @@ export class DevicesService {
       tx.changed(device);
       return device;
     });
+  }
+}
+
+export interface NetbootSighting {
+  serial: string | null;
+  mac: string | null;
+  model: string | null;
+  boardRevision: string | null;
+  ip: string | null;
+  via: 'dhcp' | 'tftp';
+}
+
+/**
+ * A bootloader showed up on the network: find its device (by serial, else MAC) and fill in what
+ * the packet told us, or record it as incoming. Null when it cannot be keyed (a Pi 3B's DHCP
+ * carries no serial; it is recorded when it asks for its boot files).
+ */
+export async function recordSighting(ctx: ServiceContext, s: NetbootSighting): Promise<Device | null> {
+  const attempt = () =>
+    inTransaction(ctx, async (tx) => {
+      const found = (s.serial ? await tx.devices.findBySerial(s.serial) : undefined) ?? (s.mac ? await tx.devices.findByMac(s.mac) : undefined);
+      if (!found) {
+        if (!s.serial) return null;
+        const device = await tx.devices.create({
+          id: newId('dev'), serial: s.serial, macs: s.mac ? [s.mac] : [], model: s.model, boardRevision: s.boardRevision, hostname: null, labels: {},
+          groupId: null, imageId: null, bootMode: null, state: 'incoming', ipAddresses: s.ip ? [s.ip] : [], firstSeen: tx.now, lastSeen: tx.now, createdAt: tx.now,
+        });
+        await tx.emit({ type: 'device.discovered', deviceId: device.id, actor: 'netboot', data: { via: s.via, serial: s.serial, ...(s.mac ? { mac: s.mac } : {}), ...(s.model ? { model: s.model } : {}) } });
+        tx.changed(device);
+        return device;
+      }
+      const patch: DevicePatch = {};
+      if (s.mac && !found.macs.includes(s.mac) && !(await tx.devices.findByMac(s.mac))) patch.macs = [...found.macs, s.mac];
+      if (!found.model && s.model) patch.model = s.model;
+      if (!found.boardRevision && s.boardRevision) patch.boardRevision = s.boardRevision;
+      if (s.ip && found.ipAddresses[0] !== s.ip) patch.ipAddresses = [s.ip];
+      if (Object.keys(patch).length === 0) return found;
+      const device = await tx.devices.update(found.id, patch, tx.now);
+      tx.changed(device);
+      return device;
+    });
+  try {
+    return await attempt();
+  } catch (err) {
+    // Parallel packets from one Pi: the other one recorded it first.
+    if (err instanceof DroverError && err.code === 'DROVER_DEVICE_EXISTS') return attempt();
+    throw err;
   }
 }
 

@@ -7,9 +7,8 @@
 // incoming device the first time its bootloader asks for anything.
 import { readFile } from 'node:fs/promises';
 import { DroverError } from '../../domain/errors.js';
-import { newId } from '../../domain/ids.js';
 import type { Device, Image } from '../../domain/records.js';
-import { inTransaction } from '../../services/context.js';
+import { recordSighting } from '../../services/devices.service.js';
 import type { Services } from '../../services/index.js';
 import { BootPathError, confine, normalizeBootPath } from './paths.js';
 import type { FileCache } from './file-cache.js';
@@ -55,7 +54,7 @@ export class BootTree {
   async resolve(path: string, clientAddress: string | null): Promise<ResolvedBootFile> {
     const { kind, key, rest } = BootTree.split(path);
     let device: Device | null = null;
-    if (kind === 'serial') device = (await this.o.services.ctx.store.devices.findBySerial(key!)) ?? (await this.discover(key!, rest));
+    if (kind === 'serial') device = (await this.o.services.ctx.store.devices.findBySerial(key!)) ?? (await this.discover(key!));
     else if (kind === 'mac') device = (await this.o.services.ctx.store.devices.findByMac(key!)) ?? null;
     if (device && !SERVABLE_STATES.has(device.state)) throw new BootPathError('not-found'); // retired or rejected
     if (this.o.policy === 'known-only' && (!device || device.state === 'incoming')) throw new BootPathError('not-found');
@@ -106,24 +105,8 @@ export class BootTree {
   }
 
   /** An unknown serial asking for boot files: record an incoming device and say so. */
-  private async discover(serial: string, file: string): Promise<Device> {
-    try {
-      return await inTransaction(this.o.services.ctx, async (tx) => {
-        const device = await tx.devices.create({
-          id: newId('dev'), serial, macs: [], model: null, boardRevision: null, hostname: null, labels: {}, groupId: null,
-          imageId: null, bootMode: null, state: 'incoming', ipAddresses: [], firstSeen: tx.now, lastSeen: tx.now, createdAt: tx.now,
-        });
-        await tx.emit({ type: 'device.discovered', deviceId: device.id, actor: 'netboot', data: { via: 'tftp', serial, file } });
-        tx.changed(device);
-        return device;
-      });
-    } catch (err) {
-      // Pis send parallel requests: another one may have recorded it a moment ago.
-      if (err instanceof DroverError && err.code === 'DROVER_DEVICE_EXISTS') {
-        const d = await this.o.services.ctx.store.devices.findBySerial(serial);
-        if (d) return d;
-      }
-      throw err;
-    }
+  private async discover(serial: string): Promise<Device> {
+    const d = await recordSighting(this.o.services.ctx, { serial, mac: null, model: null, boardRevision: null, ip: null, via: 'tftp' });
+    return d!;
   }
 }

@@ -1,0 +1,124 @@
+// A private network built from Linux network namespaces for one test: hosts joined by a bridge,
+// each host its own namespace. Everything it creates is removed when it is destroyed, and on
+// process exit as a last resort. Traffic never leaves these namespaces.
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { which } from './prereq.js';
+
+const run = promisify(execFile);
+
+export function netnsAvailable(): boolean {
+  if (process.getuid?.() !== 0 || !which('ip')) return false;
+  const probe = `drvprobe${randomBytes(3).toString('hex')}`;
+  try {
+    execFileSync('ip', ['netns', 'add', probe], { stdio: 'ignore' });
+    execFileSync('ip', ['netns', 'del', probe], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class Lab {
+  readonly id = randomBytes(3).toString('hex');
+  private readonly namespaces: string[] = [];
+  private readonly procs: ChildProcess[] = [];
+  private links = 0;
+  private readonly lan: string;
+  private readonly onExit = () => this.destroySync();
+
+  private constructor() {
+    this.lan = this.name('lan');
+    process.once('exit', this.onExit);
+  }
+
+  name(short: string): string {
+    return `drv${this.id}${short}`;
+  }
+
+  static async create(): Promise<Lab> {
+    const lab = new Lab();
+    await lab.addNamespace(lab.lan);
+    await run('ip', ['-n', lab.lan, 'link', 'add', 'br0', 'type', 'bridge']);
+    // No spanning tree delay: the ports forward at once.
+    await run('ip', ['-n', lab.lan, 'link', 'set', 'br0', 'type', 'bridge', 'forward_delay', '0', 'stp_state', '0']);
+    await run('ip', ['-n', lab.lan, 'link', 'set', 'br0', 'up']);
+    return lab;
+  }
+
+  private async addNamespace(ns: string): Promise<void> {
+    await run('ip', ['netns', 'add', ns]);
+    this.namespaces.push(ns);
+    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  }
+
+  /** A host on the shared bridge: its own namespace with `ifname`, optional MAC and address. */
+  async host(short: string, o: { ifname?: string; mac?: string; addr?: string } = {}): Promise<string> {
+    const ns = this.name(short);
+    if (!this.namespaces.includes(ns)) await this.addNamespace(ns);
+    const ifname = o.ifname ?? 'eth0';
+    const peer = `p${this.id}${this.links++}`;
+    await run('ip', ['link', 'add', ifname, 'netns', ns, 'type', 'veth', 'peer', 'name', peer, 'netns', this.lan]);
+    if (o.mac) await run('ip', ['-n', ns, 'link', 'set', ifname, 'address', o.mac]);
+    if (o.addr) await run('ip', ['-n', ns, 'addr', 'add', o.addr, 'dev', ifname]);
+    await run('ip', ['-n', ns, 'link', 'set', ifname, 'up']);
+    await run('ip', ['-n', this.lan, 'link', 'set', peer, 'master', 'br0']);
+    await run('ip', ['-n', this.lan, 'link', 'set', peer, 'up']);
+    return ns;
+  }
+
+  /** A point-to-point cable between two hosts (a second network segment). */
+  async cable(a: { short: string; ifname: string; mac?: string; addr?: string }, b: { short: string; ifname: string; mac?: string; addr?: string }): Promise<void> {
+    for (const side of [a, b]) if (!this.namespaces.includes(this.name(side.short))) await this.addNamespace(this.name(side.short));
+    await run('ip', ['link', 'add', a.ifname, 'netns', this.name(a.short), 'type', 'veth', 'peer', 'name', b.ifname, 'netns', this.name(b.short)]);
+    for (const side of [a, b]) {
+      const ns = this.name(side.short);
+      if (side.mac) await run('ip', ['-n', ns, 'link', 'set', side.ifname, 'address', side.mac]);
+      if (side.addr) await run('ip', ['-n', ns, 'addr', 'add', side.addr, 'dev', side.ifname]);
+      await run('ip', ['-n', ns, 'link', 'set', side.ifname, 'up']);
+    }
+  }
+
+  /** Starts a long-running process inside a host; stopped by destroy(). */
+  spawn(short: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+    const p = spawn('ip', ['netns', 'exec', this.name(short), cmd, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.procs.push(p);
+    return p;
+  }
+
+  /** Runs a command inside a host to completion. */
+  async exec(short: string, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeout?: number; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const p = spawn('ip', ['netns', 'exec', this.name(short), cmd, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (d) => (stdout += d));
+      p.stderr.on('data', (d) => (stderr += d));
+      const t = setTimeout(() => p.kill('SIGKILL'), opts.timeout ?? 60_000);
+      p.on('close', (code) => {
+        clearTimeout(t);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
+      p.stdin.end(opts.input ?? '');
+    });
+  }
+
+  async destroy(): Promise<void> {
+    for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    await Promise.all(this.procs.map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once('exit', r)) : null)));
+    this.destroySync();
+  }
+
+  private destroySync(): void {
+    for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    for (const ns of this.namespaces.splice(0).reverse()) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      } catch {
+        /* already gone */
+      }
+    }
+    process.off('exit', this.onExit);
+  }
+}
