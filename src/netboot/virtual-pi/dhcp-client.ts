@@ -64,8 +64,10 @@ export async function piDhcp(hw: PiHardware, o: PiDhcpOptions): Promise<DhcpLeas
       /* not for us */
     }
   });
+  // Returns at once when packets are already waiting, else on the next packet or after `ms`.
   const waitFor = (ms: number) =>
     new Promise<void>((resolve) => {
+      if (inbox.length) return resolve();
       const t = setTimeout(resolve, ms);
       wake = () => {
         clearTimeout(t);
@@ -100,8 +102,9 @@ export async function piDhcp(hw: PiHardware, o: PiDhcpOptions): Promise<DhcpLeas
       await send(piDhcpPacket(hw, 'request', xid, { requestedIp: address.yiaddr, serverId: addressServer }));
       const until = Date.now() + 4000; // DHCP_REQ_TIMEOUT
       let acked = false;
-      while (!acked && Date.now() < until) {
-        await waitFor(until - Date.now());
+      while (!acked) {
+        if (Date.now() >= until && !inbox.length) break;
+        await waitFor(Math.max(0, until - Date.now()));
         for (const p of inbox.splice(0)) {
           const type = p.options.get(OPT.messageType)?.[0];
           if (type === MSG.ack && p.yiaddr === address.yiaddr) acked = true;
