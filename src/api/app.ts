@@ -16,6 +16,7 @@ import { deviceRoutes } from './routes/devices.js';
 import { eventRoutes } from './routes/events.js';
 import { groupRoutes } from './routes/groups.js';
 import { imageRoutes } from './routes/images.js';
+import { netbootRoutes } from './routes/netboot.js';
 import { systemRoutes } from './routes/system.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { userRoutes } from './routes/users.js';
@@ -94,6 +95,7 @@ export async function buildApp(opts: ApiOptions): Promise<FastifyInstance> {
   await app.register(userRoutes(deps));
   await app.register(eventRoutes(deps));
   await app.register(bootRoutes(deps));
+  await app.register(netbootRoutes(deps));
   await registerWeb(app, opts.webRoot ?? null);
   await app.ready();
   return app;

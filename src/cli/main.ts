@@ -4,6 +4,7 @@ import { VERSION } from '../version.js';
 import { registerGroup, registerImage, registerToken, registerUser } from './commands/admin.js';
 import { registerEvents } from './commands/events.js';
 import { registerLogin } from './commands/login.js';
+import { registerNetboot } from './commands/netboot.js';
 import { registerNode } from './commands/node.js';
 import { registerServe } from './commands/serve.js';
 import { registerVirtualPi } from './commands/virtual-pi.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerUser(program);
   registerEvents(program);
   registerVirtualPi(program);
+  registerNetboot(program);
   return program;
 }
 

@@ -10,6 +10,8 @@ export interface ServiceContext {
   store: Store;
   bus: EventBus;
   clock: Clock;
+  /** Where images, keys and generated trees live. */
+  dataDir: string;
 }
 
 export interface Tx extends Repositories {

@@ -21,7 +21,7 @@ export interface Services {
 }
 
 export function createServices(store: Store, opts: { sessionTtl: number; dataDir: string; clock?: Clock; bus?: EventBus }): Services {
-  const ctx: ServiceContext = { store, bus: opts.bus ?? new EventBus(), clock: opts.clock ?? systemClock };
+  const ctx: ServiceContext = { store, bus: opts.bus ?? new EventBus(), clock: opts.clock ?? systemClock, dataDir: opts.dataDir };
   return {
     ctx,
     devices: new DevicesService(ctx),

@@ -3,7 +3,8 @@
 // model doing DHCP and the TFTP boot, real udhcpc clients, and a second segment on Drover's
 // `other0` interface where nobody may be answered.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -137,5 +138,56 @@ describe('netboot in network namespaces beside a real dnsmasq', ok, () => {
     const notPi = await sniff('udhcpx', '52:54:00:20:00:02');
     assert.ok(notPi.leased, `dnsmasq answered the non-Pi: ${dnsmasqLog.split('\n').slice(-15).join('\n')}`);
     assert.ok(!notPi.replies.some((r) => r.server === '198.18.0.1'), `Drover ignored the non-Pi: ${JSON.stringify(notPi)}`);
+  });
+});
+
+describe('a virtual Pi boots through dnsmasq run with `drover netboot dnsmasq-config`', ok, () => {
+  let lab: Lab;
+  const tmp = mkdtempSync(join(tmpdir(), 'drover-netns-dnsmasq-'));
+  const dataDir = join(tmp, 'data');
+  let env: NodeJS.ProcessEnv;
+  const cli = (args: string[]) => lab.exec('srv', process.execPath, [...droverArgv(), ...args], { env });
+  const tree = join(tmp, 'boot');
+
+  before(async () => {
+    lab = await Lab.create();
+    await lab.host('srv', { ifname: 'lan0', addr: '198.18.0.1/24' });
+    await lab.host('dhcp', { addr: '198.18.0.2/24' });
+    await lab.host('pi4', { mac: 'dc:a6:32:30:00:01' });
+    lab.spawn('dhcp', 'dnsmasq', [
+      '--no-daemon', '--port=0', '--conf-file=/dev/null', '--interface=eth0', '--bind-interfaces',
+      '--dhcp-range=198.18.0.100,198.18.0.200,255.255.255.0,1h', `--dhcp-leasefile=${join(tmp, 'lan.leases')}`, `--pid-file=${join(tmp, 'lan.pid')}`,
+    ]).stderr!.on('data', () => undefined);
+    // Drover without its own netboot services: dnsmasq does DHCP and TFTP.
+    lab.spawn('srv', process.execPath, [...droverArgv(), 'serve', '--data-dir', dataDir, '--listen', '0.0.0.0:8080', '--tftp-listen', 'off', '--log-level', 'warn']);
+    const deadline = Date.now() + 30_000;
+    while (!(await lab.exec('srv', 'curl', ['-sf', 'http://127.0.0.1:8080/readyz'])).stdout.includes('ready')) {
+      if (Date.now() > deadline) throw new Error('drover did not start');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    env = { DROVER_SERVER: 'http://127.0.0.1:8080', DROVER_TOKEN: (await lab.exec('srv', 'cat', [join(dataDir, 'initial-admin-token')])).stdout.trim(), HOME: tmp };
+    assert.equal((await cli(['image', 'add-boot-dir', 'pios', makeBootTree(tree), '--default'])).code, 0);
+    assert.equal((await cli(['node', 'add', '4c000001', '--mac', 'dc:a6:32:30:00:01', '--hostname', 'via-dnsmasq'])).code, 0);
+    const conf = join(tmp, 'drover-dnsmasq.conf');
+    const exp = await cli(['netboot', 'dnsmasq-config', '--interface', 'lan0', '--range', '198.18.0.0', '--user', 'root', '--out', conf]);
+    assert.equal(exp.code, 0, exp.stderr);
+    assert.match(exp.stderr, /1 device\(s\), default image pios:latest/);
+    lab.spawn('srv', 'dnsmasq', ['--no-daemon', `--conf-file=${conf}`, `--pid-file=${join(tmp, 'pxe.pid')}`]).stderr!.on('data', () => undefined);
+    await new Promise((r) => setTimeout(r, 500));
+  });
+  after(async () => {
+    await lab?.destroy();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('boots with its own rendered cmdline.txt and byte-identical files', async () => {
+    const r = await lab.exec('pi4', process.execPath, [...droverArgv(), '--json', 'virtual-pi', '--model', 'pi4', '--serial', '4c000001', '--mac', 'dc:a6:32:30:00:01', '--dhcp', 'eth0'], { timeout: 90_000 });
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.ok, true, report.reason);
+    assert.equal(report.dhcp.tftpServer, '198.18.0.1');
+    assert.equal(report.tftp.prefix, '4c000001/');
+    assert.match(report.tftp.cmdline, /drover\.serial=4c000001 drover\.token=drv_[\w-]{43} .*drover\.hostname=via-dnsmasq/);
+    const kernel = report.tftp.files.find((f: any) => f.path === '4c000001/kernel8.img');
+    assert.equal(kernel.sha256, createHash('sha256').update(readFileSync(join(tree, 'kernel8.img'))).digest('hex'));
   });
 });
