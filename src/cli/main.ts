@@ -6,7 +6,7 @@ import { registerEvents } from './commands/events.js';
 import { registerLogin } from './commands/login.js';
 import { registerNetboot } from './commands/netboot.js';
 import { registerNode } from './commands/node.js';
-import { registerServe } from './commands/serve.js';
+import { registerDemo, registerServe } from './commands/serve.js';
 import { registerVirtualPi } from './commands/virtual-pi.js';
 import { EXIT } from './output.js';
 
@@ -20,6 +20,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerServe(program);
+  registerDemo(program);
   registerLogin(program);
   registerNode(program);
   registerGroup(program);

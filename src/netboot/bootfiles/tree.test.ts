@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startTestApi, type TestApi } from '../../../test/helpers/api.js';
-import { makeBootTree, SYNTHETIC_FILES } from '../../../test/helpers/boot-tree.js';
+import { makeBootTree, SYNTHETIC_FILES } from '../../demo/boot-tree.js';
 import { BootProgress } from '../progress.js';
 import { FileCache } from './file-cache.js';
 import { BootTree } from './tree.js';

@@ -80,24 +80,29 @@ export async function piDhcp(hw: PiHardware, o: PiDhcpOptions): Promise<DhcpLeas
     const interval = o.discoverIntervalMs ?? (isPi3(hw.model) ? 5000 : 4000);
     let address: DhcpPacket | undefined;
     let boot: DhcpPacket | undefined;
-    for (let a = 0; a < attempts && !(address && boot); a++) {
-      await send(piDhcpPacket(hw, 'discover', xid));
-      const until = Date.now() + interval;
-      while (Date.now() < until && !(address && boot)) {
-        await waitFor(until - Date.now());
-        for (const p of inbox.splice(0)) {
-          if (p.options.get(OPT.messageType)?.[0] !== MSG.offer) continue;
-          if (!address && p.yiaddr !== '0.0.0.0') address = p;
-          if (!boot && offersPiMenu(p, hw.model)) boot = p;
+    let addressServer = '0.0.0.0';
+    // Like the bootloader: without an ACK (DHCP_REQ_TIMEOUT) it starts over with a DISCOVER.
+    for (let cycle = 0; ; cycle++) {
+      address = undefined;
+      boot = undefined;
+      for (let a = 0; a < attempts && !(address && boot); a++) {
+        await send(piDhcpPacket(hw, 'discover', xid));
+        const until = Date.now() + interval;
+        while (Date.now() < until && !(address && boot)) {
+          await waitFor(until - Date.now());
+          for (const p of inbox.splice(0)) {
+            if (p.options.get(OPT.messageType)?.[0] !== MSG.offer) continue;
+            if (!address && p.yiaddr !== '0.0.0.0') address = p;
+            if (!boot && offersPiMenu(p, hw.model)) boot = p;
+          }
+          // Give slower servers a moment once the first answer is in.
+          if ((address || boot) && !(address && boot)) await waitFor(Math.min(o.gatherMs ?? 1500, until - Date.now()));
         }
-        // Give slower servers a moment once the first answer is in.
-        if ((address || boot) && !(address && boot)) await waitFor(Math.min(o.gatherMs ?? 1500, until - Date.now()));
       }
-    }
-    if (!address) throw new Error('no DHCP server offered an address');
-    if (!boot) throw new Error('no DHCP offer carried the Raspberry Pi boot menu');
-    const addressServer = ipOf(address.options.get(OPT.serverId) ?? Buffer.from([0, 0, 0, 0]));
-    if (!isPi3(hw.model)) {
+      if (!address) throw new Error('no DHCP server offered an address');
+      if (!boot) throw new Error('no DHCP offer carried the Raspberry Pi boot menu');
+      addressServer = ipOf(address.options.get(OPT.serverId) ?? Buffer.from([0, 0, 0, 0]));
+      if (isPi3(hw.model)) break; // the Pi 3 ROM takes the OFFER and never REQUESTs
       // Pi 4/5: REQUEST the offered address and wait for the address server's ACK.
       await send(piDhcpPacket(hw, 'request', xid, { requestedIp: address.yiaddr, serverId: addressServer }));
       const until = Date.now() + 4000; // DHCP_REQ_TIMEOUT
@@ -111,7 +116,8 @@ export async function piDhcp(hw: PiHardware, o: PiDhcpOptions): Promise<DhcpLeas
           if (type === MSG.nak) throw new Error(`the DHCP server ${addressServer} refused the address`);
         }
       }
-      if (!acked) throw new Error('no DHCPACK for the requested address');
+      if (acked) break;
+      if (cycle >= 2) throw new Error('no DHCPACK for the requested address');
     }
     const opt66 = boot.options.get(OPT.tftpServer)?.toString('latin1').replace(/\0.*$/, '');
     const mask = address.options.get(OPT.subnetMask);

@@ -1,12 +1,22 @@
-// A private network built from Linux network namespaces for one test: hosts joined by a bridge,
-// each host its own namespace. Everything it creates is removed when it is destroyed, and on
-// process exit as a last resort. Traffic never leaves these namespaces.
+// A private network built from Linux network namespaces (for the demo and the tests): hosts
+// joined by a bridge, each host its own namespace. Everything it creates is removed when it is
+// destroyed, and on process exit as a last resort. Traffic never leaves these namespaces (and the
+// one veth `uplink` into this namespace that the demo's controller uses).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { which } from './prereq.js';
+
 
 const run = promisify(execFile);
+
+function which(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export function netnsAvailable(): boolean {
   if (process.getuid?.() !== 0 || !which('ip')) return false;
@@ -24,6 +34,7 @@ export class Lab {
   readonly id = randomBytes(3).toString('hex');
   private readonly namespaces: string[] = [];
   private readonly procs: ChildProcess[] = [];
+  private readonly uplinks: string[] = [];
   private links = 0;
   private readonly lan: string;
   private readonly onExit = () => this.destroySync();
@@ -66,6 +77,19 @@ export class Lab {
     await run('ip', ['-n', this.lan, 'link', 'set', peer, 'master', 'br0']);
     await run('ip', ['-n', this.lan, 'link', 'set', peer, 'up']);
     return ns;
+  }
+
+  /** A veth from the namespace this process runs in onto the bridge (the demo's controller). */
+  async uplink(o: { addr: string }): Promise<string> {
+    const ifname = `drv${this.id}u`;
+    const peer = `p${this.id}${this.links++}`;
+    await run('ip', ['link', 'add', ifname, 'type', 'veth', 'peer', 'name', peer, 'netns', this.lan]);
+    this.uplinks.push(ifname);
+    await run('ip', ['addr', 'add', o.addr, 'dev', ifname]);
+    await run('ip', ['link', 'set', ifname, 'up']);
+    await run('ip', ['-n', this.lan, 'link', 'set', peer, 'master', 'br0']);
+    await run('ip', ['-n', this.lan, 'link', 'set', peer, 'up']);
+    return ifname;
   }
 
   /** A point-to-point cable between two hosts (a second network segment). */
@@ -112,6 +136,13 @@ export class Lab {
 
   private destroySync(): void {
     for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    for (const link of this.uplinks.splice(0)) {
+      try {
+        execFileSync('ip', ['link', 'del', link], { stdio: 'ignore' });
+      } catch {
+        /* went with its namespace */
+      }
+    }
     for (const ns of this.namespaces.splice(0).reverse()) {
       try {
         execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });

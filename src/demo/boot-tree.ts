@@ -1,5 +1,6 @@
 // A small synthetic Pi boot tree (firmware, kernels, DTBs, overlays, config.txt, cmdline.txt)
-// for fast tests. The realistic tree built from Debian packages is test/fixtures/build-boot-tree.sh.
+// with the right names and plausible sizes, for the demo and fast tests. It boots virtual Pis
+// only; the realistic tree from Debian packages is test/fixtures/build-boot-tree.sh.
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
