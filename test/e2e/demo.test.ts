@@ -1,0 +1,87 @@
+// `drover demo --nodes 12`: twelve virtual Pis arrive in the dashboard (screenshot in
+// test-output/demo-fleet.png), and stopping the demo removes everything it created.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { chromium, type Browser } from 'playwright-core';
+import { freePort } from '../helpers/postgres.js';
+import { outputDir, prereq } from '../helpers/prereq.js';
+import { droverArgv } from '../helpers/server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const namespaces = () => {
+  try {
+    return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter(Boolean).map((l) => l.split(' ')[0]!);
+  } catch {
+    return [];
+  }
+};
+
+describe('drover demo', prereq('Chromium browser', existsSync(CHROMIUM), 'chromium'), () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'drover-demo-'));
+  let browser: Browser | undefined;
+  let demo: ReturnType<typeof spawn> | undefined;
+  after(async () => {
+    await browser?.close();
+    if (demo && demo.exitCode === null) demo.kill('SIGKILL');
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('shows twelve Pis arriving in the dashboard, then cleans up after itself', async () => {
+    const before = new Set(namespaces());
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    demo = spawn(process.execPath, [...droverArgv(), 'demo', '--nodes', '12', '--data-dir', join(tmp, 'data'), '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', '--accept-after', '2000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    demo.stdout!.on('data', (d) => (out += d));
+    demo.stderr!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => demo!.once('exit', (c) => r(c)));
+
+    // Wait for the controller, then for twelve accepted devices that have booted.
+    let token = '';
+    const deadline = Date.now() + 150_000;
+    let devices: any[] = [];
+    while (Date.now() < deadline) {
+      if (demo.exitCode !== null) assert.fail(`demo exited: ${out}`);
+      try {
+        token ||= execFileSync('cat', [join(tmp, 'data', 'initial-admin-token')], { encoding: 'utf8' }).trim();
+        const r = await fetch(`${url}/api/v1/devices?limit=100`, { headers: { authorization: `Bearer ${token}` } });
+        devices = ((await r.json()) as any).items ?? [];
+        if (devices.length === 12 && devices.every((d) => d.state === 'booting')) break;
+      } catch {
+        /* not up yet */
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    assert.equal(devices.length, 12, `twelve devices arrived: ${out}`);
+    assert.ok(devices.every((d) => d.state === 'booting'), `all accepted and booted again: ${devices.map((d) => d.state).join(',')}`);
+    assert.deepEqual(new Set(devices.map((d) => d.model).filter(Boolean)), new Set(['Raspberry Pi 4', 'Raspberry Pi 5', 'Raspberry Pi 3 Model B+', 'Raspberry Pi 3 Model B'].filter((m) => devices.some((d) => d.model === m))));
+
+    const user = { username: 'demo-viewer', password: 'watch the herd arrive', role: 'viewer' };
+    await fetch(`${url}/api/v1/users`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(user) });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    const page = await (await browser.newContext({ viewport: { width: 1440, height: 1000 }, timezoneId: 'UTC' })).newPage();
+    page.setDefaultTimeout(15_000);
+    await page.goto(url);
+    await page.locator('input[name=username]').fill(user.username);
+    await page.locator('input[name=password]').fill(user.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    await page.locator('tr[data-serial]').nth(11).waitFor();
+    assert.equal(await page.locator('tr[data-serial]').count(), 12);
+    mkdirSync(outputDir, { recursive: true });
+    await page.screenshot({ path: join(outputDir, 'demo-fleet.png'), fullPage: true });
+
+    demo.kill('SIGINT');
+    assert.equal(await exited, 0, out);
+    const leftover = namespaces().filter((n) => !before.has(n));
+    assert.deepEqual(leftover, [], 'every namespace the demo created is gone');
+  });
+});
