@@ -11,7 +11,7 @@ import { piOuiSet } from './dhcp/ouis.js';
 import type { ProxyDecision } from './dhcp/proxy.js';
 import { DhcpServer } from './dhcp/server.js';
 import { BootPathError } from './bootfiles/paths.js';
-import type { BootTree } from './bootfiles/tree.js';
+import { BootTree } from './bootfiles/tree.js';
 import type { BootProgress } from './progress.js';
 import { TFTP_ERROR } from './tftp/packet.js';
 import { TftpFileError, TftpServer, type TftpClient } from './tftp/server.js';
@@ -107,7 +107,7 @@ export class Netboot {
         if (r.outcome === 'timeout' || r.outcome === 'client-error') {
           this.o.log.info({ client: r.client.address, path: r.path, outcome: r.outcome, acked: r.bytesAcked, error: r.clientError }, 'tftp transfer did not complete');
         }
-        if (device) this.o.progress.tftp(device, r.path.replace(/^[^/]+\//, ''), r.bytesAcked, r.outcome);
+        if (device) this.o.progress.tftp(device, BootTree.split(r.path).rest, r.bytesAcked, r.outcome, r.client.address);
       },
     });
     try {

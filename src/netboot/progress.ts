@@ -7,6 +7,8 @@ import type { Services } from '../services/index.js';
 
 interface TftpBurst {
   device: Device;
+  /** Where the transfers came from: the device's address, which proxy DHCP never learns. */
+  ip: string | null;
   files: { file: string; bytes: number; outcome: string }[];
   started: number;
   timer: NodeJS.Timeout;
@@ -31,16 +33,17 @@ export class BootProgress {
     const now = Date.now();
     if (now - (this.lastDhcp.get(device.id) ?? 0) < DHCP_EVENT_INTERVAL_MS) return;
     this.lastDhcp.set(device.id, now);
-    await this.touch(device, 'boot.dhcp', data);
+    await this.touch(device, 'boot.dhcp', null, data);
   }
 
   /** A completed or abandoned TFTP transfer for a device. */
-  tftp(device: Device, file: string, bytes: number, outcome: string): void {
+  tftp(device: Device, file: string, bytes: number, outcome: string, ip: string | null = null): void {
     let b = this.bursts.get(device.id);
     if (!b) {
-      b = { device, files: [], started: Date.now(), timer: setTimeout(() => undefined, 0) };
+      b = { device, ip, files: [], started: Date.now(), timer: setTimeout(() => undefined, 0) };
       this.bursts.set(device.id, b);
     }
+    if (ip) b.ip = ip;
     // The probe for start4.elf and the tsize "early terminate" are not files served.
     if (outcome !== 'early-terminate') b.files.push({ file, bytes, outcome });
     clearTimeout(b.timer);
@@ -55,7 +58,7 @@ export class BootProgress {
       clearTimeout(b.timer);
       if (b.files.length === 0) continue;
       const ok = b.files.filter((f) => f.outcome === 'complete');
-      await this.touch(b.device, 'boot.tftp', {
+      await this.touch(b.device, 'boot.tftp', b.ip, {
         files: ok.length,
         bytes: ok.reduce((n, f) => n + f.bytes, 0),
         ms: Date.now() - b.started - this.quietMs,
@@ -70,7 +73,7 @@ export class BootProgress {
     this.bursts.clear();
   }
 
-  private async touch(device: Device, type: string, data: Record<string, unknown>): Promise<void> {
+  private async touch(device: Device, type: string, ip: string | null, data: Record<string, unknown>): Promise<void> {
     await inTransaction(this.services.ctx, async (tx) => {
       const current = await tx.devices.get(device.id);
       if (!current) return;
@@ -79,7 +82,8 @@ export class BootProgress {
       // again when this is a new boot (DHCP, or the first traffic after a quiet spell).
       const rebooting = ['running', 'suspect', 'failed'].includes(current.state) && (fresh || type === 'boot.dhcp');
       const state = current.state === 'accepted' || rebooting ? 'booting' : current.state;
-      const updated = await tx.devices.update(current.id, { lastSeen: tx.now, firstSeen: current.firstSeen ?? tx.now, state }, tx.now);
+      const ipAddresses = ip && !ip.startsWith('127.') && current.ipAddresses[0] !== ip ? [ip] : undefined;
+      const updated = await tx.devices.update(current.id, { lastSeen: tx.now, firstSeen: current.firstSeen ?? tx.now, state, ipAddresses }, tx.now);
       await tx.emit({ type, deviceId: device.id, actor: 'netboot', data });
       tx.changed(updated);
     });
