@@ -1,5 +1,6 @@
 // The dashboard in a real browser against a real controller: sign in, watch a device appear live
-// (no reload), accept it from the table, and follow it to its page and events.
+// (no reload), accept it from the table, follow it to its page and events, and watch its boot
+// timeline fill in as boot events arrive.
 // Needs Chromium (/usr/bin/chromium) and a built dashboard (`npm run build:web`).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -194,6 +195,46 @@ describe('dashboard in Chromium', ok, () => {
     const types = await page.locator('tr[data-event-type]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-event-type')));
     assert.deepEqual(types, ['device.image-assigned', 'device.updated', 'device.accepted', 'device.created'], 'newest first');
     await page.screenshot({ path: join(outputDir, 'dashboard-device.png'), fullPage: true });
+    assert.deepEqual(pageErrors, [], 'no errors in the browser console');
+  });
+
+  step('shows the latest network boot as a timeline, live', async () => {
+    const card = page.getByTestId('boot-timeline');
+    await card.getByText('No network boot seen yet').waitFor();
+    assert.equal(await card.locator('[data-phase]').count(), 0, 'no phases before any boot event');
+    await page.evaluate(() => {
+      (globalThis as unknown as Win).notReloaded = true;
+    });
+    const deviceId = await page.locator('[data-device-id]').getAttribute('data-device-id');
+    assert.ok(deviceId);
+
+    await api('POST', `/devices/${deviceId}/events`, { type: 'boot.dhcp', data: { kind: 'offer', mac: 'dc:a6:32:01:02:03', model: 'pi4', mode: 'proxy' } });
+    const dhcp = card.locator('[data-phase="boot.dhcp"][data-status="done"]');
+    await dhcp.waitFor();
+    assert.match(await dhcp.innerText(), /DHCP/);
+    assert.match(await dhcp.innerText(), /offer · proxy mode/);
+    assert.equal(await card.locator('[data-phase="boot.tftp"]').getAttribute('data-status'), 'pending', 'TFTP not reached yet');
+
+    await api('POST', `/devices/${deviceId}/events`, { type: 'boot.tftp', data: { files: 16, bytes: 24016326, ms: 3619, failed: 0, names: ['config.txt'] } });
+    const tftp = card.locator('[data-phase="boot.tftp"][data-status="done"]');
+    await tftp.waitFor();
+    assert.match(await tftp.innerText(), /TFTP/);
+    assert.match(await tftp.innerText(), /16 files · 24\.0 MB in 3\.6 s/);
+
+    const steps = await card.locator('[data-phase]').evaluateAll((els) => els.map((el) => `${el.getAttribute('data-phase')}:${el.getAttribute('data-status')}`));
+    assert.deepEqual(steps, [
+      'boot.dhcp:done',
+      'boot.tftp:done',
+      'boot.initramfs:pending',
+      'boot.config:pending',
+      'boot.rootfs-download:pending',
+      'boot.overlay:pending',
+      'boot.switch-root:pending',
+      'agent.up:pending',
+    ]);
+    await page.locator('tr[data-event-type="boot.tftp"]').waitFor();
+    assert.equal(await page.evaluate(() => (globalThis as unknown as Win).notReloaded), true, 'the page was not reloaded');
+    await page.screenshot({ path: join(outputDir, 'dashboard-boot-timeline.png'), animations: 'disabled' });
     assert.deepEqual(pageErrors, [], 'no errors in the browser console');
   });
 });

@@ -1,8 +1,9 @@
-// One device: details, hostname/group/image/labels, lifecycle actions, and its events — all
-// kept current from the live stream.
+// One device: its latest network boot, details, hostname/group/image/labels, lifecycle actions,
+// and its events — all kept current from the live stream.
 import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import { api, ApiError, asApiError } from '../api';
 import { imageLabel, useCatalog } from '../catalog';
+import { BootTimeline } from '../components/BootTimeline';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { ErrorBanner } from '../components/ErrorBanner';
 import { EventTable } from '../components/EventList';
@@ -163,6 +164,8 @@ export function DevicePage({ id }: { id: string }) {
       </div>
 
       <ErrorBanner error={error} onClose={() => setError(null)} />
+
+      <BootTimeline deviceId={device.id} events={events} loading={eventsLoading} fresh={fresh} />
 
       <div className="grid">
         <section className="card" aria-labelledby="details-h">
