@@ -6,9 +6,9 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../src/server/free-port.js';
 
 const root = new URL('../', import.meta.url).pathname;
 const quick = process.argv.includes('--quick');
@@ -114,17 +114,6 @@ function fetchOnce(host: string, blksize: number, windowsize: number | null, out
       }
       rmSync(out, { force: true });
       resolve({ ok, ms: Date.now() - t0 });
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
     });
   });
 }

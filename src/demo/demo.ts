@@ -5,12 +5,12 @@
 // accepted a moment later (as an operator would), then boot again with their own token.
 // Everything the demo creates is removed when it stops.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { Config } from '../config/load.js';
 import { runVirtualPi } from '../netboot/virtual-pi/run.js';
 import type { PiHardware, VirtualPiModel } from '../netboot/virtual-pi/models.js';
+import { freePort } from '../server/free-port.js';
 import { startServer, type RunningServer } from '../server/serve.js';
 import { makeBootTree } from './boot-tree.js';
 import { Lab, netnsAvailable } from './lab.js';
@@ -44,17 +44,6 @@ export function demoFleet(n: number): PiHardware[] {
     const model = MODELS[i % MODELS.length]!;
     const tail = (i + 1).toString(16).padStart(4, '0');
     return { model, serial: `de${tail}${(i * 7 + 11).toString(16).padStart(2, '0').slice(-2)}`, mac: `${OUI[model]}:de:${tail.slice(0, 2)}:${tail.slice(2)}`, boardRevision: REV[model] };
-  });
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
   });
 }
 
