@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tftpBoot } from '../../src/netboot/virtual-pi/boot.js';
 import type { PiHardware } from '../../src/netboot/virtual-pi/models.js';
-import { makeBootTree } from '../helpers/boot-tree.js';
+import { makeBootTree } from '../../src/demo/boot-tree.js';
 import { freePort } from '../helpers/postgres.js';
 import { drover, spawnServer, type ServerProcess } from '../helpers/server.js';
 

@@ -8,8 +8,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { makeBootTree } from '../helpers/boot-tree.js';
-import { Lab, netnsAvailable } from '../helpers/netns.js';
+import { makeBootTree } from '../../src/demo/boot-tree.js';
+import { Lab, netnsAvailable } from '../../src/demo/lab.js';
 import { prereq, which } from '../helpers/prereq.js';
 import { droverArgv } from '../helpers/server.js';
 
