@@ -140,6 +140,9 @@ export class TftpServer {
     const negotiated = negotiate(options, data.length, this.limits);
     const sock = createSocket({ type: this.opts.host.includes(':') ? 'udp6' : 'udp4' });
     await new Promise<void>((resolve) => sock.bind(0, this.opts.host, () => resolve()));
+    // Connected to the client: every send skips the per-packet address lookup, and the kernel
+    // drops packets from anyone else.
+    await new Promise<void>((resolve) => sock.connect(client.port, client.address, () => resolve()));
     this.pending.delete(key);
     const transfer = new Transfer(sock, client, path, data, negotiated, this.limits, (report) => {
       this.active.delete(key);

@@ -2,7 +2,8 @@
 // (RFC 2347/2348/2349/7440), windowed sending, block-number rollover, retransmission with
 // back-off. Duplicate or stale ACKs never trigger sends (no Sorcerer's Apprentice).
 import type { Socket } from 'node:dgram';
-import { buildError, buildOack, dataHeader, OPCODE, TFTP_ERROR, parseAck, parseError } from './packet.js';
+import { dataPacket } from './data-packets.js';
+import { buildOack, OPCODE, TFTP_ERROR, parseAck, parseError } from './packet.js';
 
 export interface TransferLimits {
   maxBlksize: number;
@@ -98,11 +99,9 @@ export class Transfer {
 
   private onMessage(msg: Buffer, rinfo: { address: string; port: number }): void {
     if (this.done) return;
-    if (rinfo.address !== this.client.address || rinfo.port !== this.client.port) {
-      // A packet from another TID: tell it, and carry on with ours (RFC 1350 §4).
-      this.socket.send(buildError(TFTP_ERROR.unknownTid, 'Unknown transfer ID'), rinfo.port, rinfo.address);
-      return;
-    }
+    // The socket is connected, so the kernel only delivers the client's packets; strangers get
+    // ICMP port-unreachable instead of an ERROR 5, and our transfer carries on (RFC 1350 §4).
+    if (rinfo.address !== this.client.address || rinfo.port !== this.client.port) return;
     if (msg.length < 4) return;
     const op = msg.readUInt16BE(0);
     if (op === OPCODE.error) {
@@ -147,14 +146,12 @@ export class Transfer {
   private sendWindow(): void {
     const { blksize, windowsize } = this.opts;
     const last = Math.min(this.acked + windowsize, this.totalBlocks);
-    for (let idx = this.acked + 1; idx <= last; idx++) {
-      const off = (idx - 1) * blksize;
-      this.send(dataHeader(idx), this.data.subarray(off, Math.min(off + blksize, this.data.length)));
-    }
+    for (let idx = this.acked + 1; idx <= last; idx++) this.send(dataPacket(this.data, blksize, idx));
   }
 
-  private send(head: Buffer, body?: Buffer): void {
-    this.socket.send(body ? [head, body] : head, this.client.port, this.client.address);
+  // The socket is connected to the client (see server.ts): no address lookup per packet.
+  private send(packet: Buffer): void {
+    this.socket.send(packet);
   }
 
   private arm(): void {
