@@ -261,7 +261,8 @@ describe('TFTP protocol corners (raw socket)', () => {
       const d1 = (await c.next())!;
       stranger.send(buildAck(1), d1.port);
       assert.equal(await stranger.next(300), null, 'no DATA for a stranger');
-      assert.equal(await c.next(300), null, 'the stranger\'s ACK did not advance our transfer');
+      // Only retransmissions of block 1 may have arrived meanwhile: the stranger's ACK did not count.
+      assert.ok(c.drain().every((m) => blockOf(m.msg) === 1));
       c.send(buildAck(1), d1.port);
       assert.equal(blockOf((await c.next())!.msg), 2);
     } finally {
