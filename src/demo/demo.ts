@@ -83,7 +83,7 @@ export async function startDemo(base: Config, o: DemoOptions): Promise<RunningDe
       dhcp: { interface: uplink, mode: 'proxy', range: undefined, leaseTime: 3600, router: undefined, dns: [], pi3ReplyDelay: 300 },
       publicUrl: base.publicUrl ?? `http://198.18.0.1:${base.listen.port}`,
     };
-    say(`demo: ${o.nodes} virtual Pis in network namespaces on a private bridge (198.18.0.0/24), dnsmasq as the LAN DHCP server, Drover's proxy DHCP on ${uplink}`);
+    say(`demo: ${o.nodes} virtual Pis in network namespaces ${lab.name('')}* on a private bridge (198.18.0.0/24), dnsmasq as the LAN DHCP server, Drover's proxy DHCP on ${uplink}`);
   } else {
     config = { ...base, tftpListen: { host: '127.0.0.1', port: await freePort('127.0.0.1') }, dhcp: null };
     say(`demo: ${o.nodes} virtual Pis booting over loopback TFTP (run as root with iproute2 and dnsmasq for the full network version)`);
