@@ -79,7 +79,14 @@ export class Netboot {
     }
   }
 
+  /** MAC → when it was last recorded: a Pi 3 ROM retries every 5 s, storms repeat faster. */
+  private readonly lastSighting = new Map<string, number>();
+
   private async sighted(d: ProxyDecision, ip: string | null): Promise<void> {
+    const now = Date.now();
+    if (now - (this.lastSighting.get(d.pi.mac) ?? 0) < 5000 && !ip) return;
+    if (this.lastSighting.size > 100_000) this.lastSighting.clear();
+    this.lastSighting.set(d.pi.mac, now);
     try {
       const device = await recordSighting(this.o.services.ctx, {
         serial: d.pi.serial, mac: d.pi.mac, model: MODEL_NAMES[d.pi.model] ?? null, boardRevision: d.pi.boardRevision, ip, via: 'dhcp',
