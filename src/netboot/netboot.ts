@@ -69,7 +69,7 @@ export class Netboot {
       pi3DelayMs: c.pi3ReplyDelay,
       ...(c.mode === 'full' ? { full: { range: c.range!, leaseSeconds: c.leaseTime, router: c.router, dns: c.dns, leasesFile: join(this.o.dataDir, 'dhcp-leases.json') } } : {}),
       log: this.o.log,
-      onPi: (d, _req, ip) => void this.sighted(d, ip),
+      onPi: (d, _req, ip) => this.sighted(d, ip),
     });
     try {
       await this.dhcp.start();
@@ -81,12 +81,44 @@ export class Netboot {
 
   /** MAC → when it was last recorded: a Pi 3 ROM retries every 5 s, storms repeat faster. */
   private readonly lastSighting = new Map<string, number>();
+  /**
+   * Sightings wait here and are recorded one at a time, yielding between them: answering DHCP
+   * comes first, and a storm of new Pis must not stall the event loop with database writes.
+   */
+  private readonly sightings = new Map<string, { d: ProxyDecision; ip: string | null }>();
+  private draining = false;
+  private static readonly MAX_QUEUED = 10_000;
 
-  private async sighted(d: ProxyDecision, ip: string | null): Promise<void> {
+  private sighted(d: ProxyDecision, ip: string | null): void {
     const now = Date.now();
     if (now - (this.lastSighting.get(d.pi.mac) ?? 0) < 5000 && !ip) return;
     if (this.lastSighting.size > 100_000) this.lastSighting.clear();
     this.lastSighting.set(d.pi.mac, now);
+    if (this.sightings.size >= Netboot.MAX_QUEUED) return; // recorded on its next DISCOVER
+    this.sightings.set(d.pi.mac, { d, ip });
+    if (!this.draining) {
+      this.draining = true;
+      setImmediate(() => void this.drainSightings());
+    }
+  }
+
+  private async drainSightings(): Promise<void> {
+    try {
+      for (const [mac, { d, ip }] of this.sightings) {
+        this.sightings.delete(mac);
+        await this.record(d, ip);
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.draining = false;
+      if (this.sightings.size) {
+        this.draining = true;
+        setImmediate(() => void this.drainSightings());
+      }
+    }
+  }
+
+  private async record(d: ProxyDecision, ip: string | null): Promise<void> {
     try {
       const device = await recordSighting(this.o.services.ctx, {
         serial: d.pi.serial, mac: d.pi.mac, model: MODEL_NAMES[d.pi.model] ?? null, boardRevision: d.pi.boardRevision, ip, via: 'dhcp',

@@ -140,6 +140,8 @@ export class DevicesService {
   }
 }
 
+const MAX_MACS = 4;
+
 export interface NetbootSighting {
   serial: string | null;
   mac: string | null;
@@ -169,7 +171,9 @@ export async function recordSighting(ctx: ServiceContext, s: NetbootSighting): P
         return device;
       }
       const patch: DevicePatch = {};
-      if (s.mac && !found.macs.includes(s.mac) && !(await tx.devices.findByMac(s.mac))) patch.macs = [...found.macs, s.mac];
+      // A Pi has one or two MACs (Ethernet, Wi-Fi); a serial claimed by many MACs is a misbehaving
+      // or forged client, and its device keeps the addresses it already had.
+      if (s.mac && found.macs.length < MAX_MACS && !found.macs.includes(s.mac) && !(await tx.devices.findByMac(s.mac))) patch.macs = [...found.macs, s.mac];
       if (!found.model && s.model) patch.model = s.model;
       if (!found.boardRevision && s.boardRevision) patch.boardRevision = s.boardRevision;
       if (s.ip && found.ipAddresses[0] !== s.ip) patch.ipAddresses = [s.ip];
