@@ -1,6 +1,6 @@
 // Every setting of `drover serve`, once: its config-file key, environment variable, flag,
 // type, default and meaning. The loader, `drover config print` and docs/config.md read this.
-import { homedir } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 
 export type SettingType = 'string' | 'integer' | 'listen' | 'listen-or-off' | 'enum' | 'url';
@@ -118,6 +118,16 @@ export const SETTINGS = [
     type: 'listen-or-off',
     default: () => '0.0.0.0:69',
     description: 'HOST:PORT of the TFTP server that serves the per-device boot trees, or `off`. Port 69 needs root or CAP_NET_BIND_SERVICE; without it Drover starts with TFTP off and says so.',
+  },
+  {
+    key: 'tftpWorkers',
+    env: 'DROVER_TFTP_WORKERS',
+    flag: '--tftp-workers',
+    type: 'integer',
+    min: 0,
+    max: 64,
+    default: () => Math.min(4, availableParallelism()),
+    description: 'Worker threads that send TFTP data (one per core is best; 0 runs transfers on the main thread). Default: the number of cores, at most 4.',
   },
   {
     key: 'bootPolicy',

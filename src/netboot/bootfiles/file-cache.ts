@@ -27,7 +27,9 @@ export class FileCache {
     }
     let p = this.inflight.get(path);
     if (!p) {
-      p = readFile(path).finally(() => this.inflight.delete(path));
+      p = readFile(path)
+        .then(toShared)
+        .finally(() => this.inflight.delete(path));
       this.inflight.set(path, p);
     }
     const data = await p;
@@ -49,4 +51,11 @@ export class FileCache {
       this.bytes -= v.size;
     }
   }
+}
+
+/** Cached files live in shared memory, so TFTP transfer workers read them without a copy. */
+function toShared(b: Buffer): Buffer {
+  const shared = Buffer.from(new SharedArrayBuffer(b.length));
+  b.copy(shared);
+  return shared;
 }

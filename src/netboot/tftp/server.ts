@@ -4,7 +4,9 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
 import { buildError, OPCODE, opcodeOf, parseRequest, TFTP_ERROR, TftpParseError, toNetascii } from './packet.js';
-import { negotiate, Transfer, type TransferLimits, type TransferReport } from './transfer.js';
+import { TransferPool } from './pool.js';
+import { runTransfer } from './runner.js';
+import { negotiate, type TransferLimits, type TransferReport } from './transfer.js';
 
 export class TftpFileError extends Error {
   constructor(
@@ -27,6 +29,8 @@ export interface TftpServerOptions extends Partial<TransferLimits> {
   host: string;
   port: number;
   resolve: TftpResolver;
+  /** Worker threads that run transfers (0: all in this thread). */
+  workers?: number;
   /** Concurrent transfers; requests beyond are dropped (the client retransmits). */
   maxTransfers?: number;
   log?: Logger;
@@ -50,7 +54,8 @@ export interface TftpStats {
 
 export class TftpServer {
   private socket: Socket | undefined;
-  private readonly active = new Map<string, Transfer>();
+  private readonly active = new Map<string, { abort(): void }>();
+  private pool: TransferPool | undefined;
   /** Requests whose file is still being resolved, so a retransmitted RRQ does not start twice. */
   private readonly pending = new Set<string>();
   readonly stats: TftpStats = {
@@ -70,6 +75,10 @@ export class TftpServer {
 
   /** Resolves with the bound port (useful with port 0). */
   listen(): Promise<number> {
+    if ((this.opts.workers ?? 0) > 0) {
+      this.pool = new TransferPool(this.opts.workers!);
+      this.pool.onError = (err) => this.opts.log?.error({ err }, 'tftp: a transfer worker failed; its transfers were aborted');
+    }
     return new Promise((resolve, reject) => {
       const s = createSocket({ type: this.opts.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
       s.once('error', reject);
@@ -85,6 +94,8 @@ export class TftpServer {
 
   async close(): Promise<void> {
     for (const t of this.active.values()) t.abort();
+    await this.pool?.close();
+    this.pool = undefined;
     await new Promise<void>((r) => (this.socket ? this.socket.close(() => r()) : r()));
     this.socket = undefined;
   }
@@ -138,24 +149,33 @@ export class TftpServer {
     }
     if (mode === 'netascii') data = toNetascii(data);
     const negotiated = negotiate(options, data.length, this.limits);
-    const sock = createSocket({ type: this.opts.host.includes(':') ? 'udp6' : 'udp4' });
-    await new Promise<void>((resolve) => sock.bind(0, this.opts.host, () => resolve()));
-    // Connected to the client: every send skips the per-packet address lookup, and the kernel
-    // drops packets from anyone else.
-    await new Promise<void>((resolve) => sock.connect(client.port, client.address, () => resolve()));
-    this.pending.delete(key);
-    const transfer = new Transfer(sock, client, path, data, negotiated, this.limits, (report) => {
+    const job = { host: this.opts.host, client, path, data, negotiated, limits: this.limits };
+    const onEnd = (report: TransferReport | null) => {
       this.active.delete(key);
+      if (!report) {
+        // Its worker died: the client retransmits and gets a new transfer.
+        this.stats.failed++;
+        this.stats.active = this.active.size;
+        return;
+      }
       this.stats.active = this.active.size;
       this.stats.bytesSent += report.bytesAcked;
       if (report.outcome === 'complete') this.stats.completed++;
       else if (report.outcome === 'early-terminate') this.stats.earlyTerminated++;
       else this.stats.failed++;
       this.opts.onTransferEnd?.(report);
-    });
-    this.active.set(key, transfer);
+    };
     this.stats.transfers++;
+    if (this.pool?.usable) {
+      this.active.set(key, { abort: () => undefined }); // the pool aborts its own on close
+      this.pending.delete(key);
+      this.stats.active = this.active.size;
+      this.pool.start(job, onEnd);
+      return;
+    }
+    const transfer = await runTransfer(job, onEnd);
+    this.pending.delete(key);
+    this.active.set(key, transfer);
     this.stats.active = this.active.size;
-    transfer.start();
   }
 }

@@ -316,3 +316,32 @@ describe('boot paths', () => {
     assert.ok((await confine(root, 'overlays/vc4.dtbo')).endsWith('vc4.dtbo'));
   });
 });
+
+describe('TFTP transfers in worker threads', () => {
+  let pooled: TftpServer;
+  let pport = 0;
+  before(async () => {
+    pooled = new TftpServer({
+      host: '127.0.0.1',
+      port: 0,
+      workers: 2,
+      resolve: async (path) => {
+        try {
+          return await cache.read(await confine(root, normalizeBootPath(path)));
+        } catch {
+          throw new TftpFileError(TFTP_ERROR.notFound, 'File not found');
+        }
+      },
+    });
+    pport = await pooled.listen();
+  });
+  after(() => pooled.close());
+
+  it('serve byte-identical files to parallel real clients, from shared memory', prereq('curl', curl !== null, 'curl'), async () => {
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => run(curl!, ['-sS', '-o', join(out, `pool-${i}`), '--tftp-blksize', i % 2 ? '1024' : '1468', `tftp://127.0.0.1:${pport}/${i % 3 ? 'kernel8.img' : 'config.txt'}`])),
+    );
+    for (let i = 0; i < 20; i++) checkFile(join(out, `pool-${i}`), i % 3 ? 'kernel8.img' : 'config.txt');
+    assert.ok(pooled.stats.completed >= 20);
+  });
+});
