@@ -22,10 +22,6 @@ function load(): Addon | null {
   return (addon = null);
 }
 
-export function netsockAvailable(): boolean {
-  return load() !== null;
-}
-
 export class NetsockError extends Error {
   constructor(
     message: string,

@@ -197,10 +197,12 @@ export async function recordSighting(ctx: ServiceContext, s: NetbootSighting): P
  */
 export async function resolveDevice(repos: Repositories, ref: string): Promise<Device> {
   const r = ref.trim();
+  const serial = tryNormalize(normalizeSerial, r);
+  const mac = tryNormalize(normalizeMac, r);
   const found =
     (r.startsWith('dev_') ? await repos.devices.get(r) : undefined) ??
-    (tryNormalize(normalizeSerial, r) ? await repos.devices.findBySerial(tryNormalize(normalizeSerial, r)!) : undefined) ??
-    (tryNormalize(normalizeMac, r) ? await repos.devices.findByMac(tryNormalize(normalizeMac, r)!) : undefined);
+    (serial ? await repos.devices.findBySerial(serial) : undefined) ??
+    (mac ? await repos.devices.findByMac(mac) : undefined);
   if (found) return found;
   const byName = await repos.devices.findByHostname(r.toLowerCase());
   if (byName.length === 1) return byName[0]!;

@@ -7,7 +7,7 @@
 // incoming device the first time its bootloader asks for anything.
 import { readFile } from 'node:fs/promises';
 import { DroverError } from '../../domain/errors.js';
-import type { Device, Image } from '../../domain/records.js';
+import type { Device, Group, Image } from '../../domain/records.js';
 import { recordSighting } from '../../services/devices.service.js';
 import type { Services } from '../../services/index.js';
 import { BootPathError, confine, normalizeBootPath } from './paths.js';
@@ -58,11 +58,12 @@ export class BootTree {
     else if (kind === 'mac') device = (await this.o.services.ctx.store.devices.findByMac(key!)) ?? null;
     if (device && !SERVABLE_STATES.has(device.state)) throw new BootPathError('not-found'); // retired or rejected
     if (this.o.policy === 'known-only' && (!device || device.state === 'incoming')) throw new BootPathError('not-found');
-    const image = await this.imageFor(device);
+    const group = device?.groupId ? await this.o.services.ctx.store.groups.get(device.groupId) : undefined;
+    const image = await this.imageFor(device, group);
     const root = this.o.services.images.bootDir(image);
     if (rest === 'cmdline.txt' || rest === 'config.txt') {
       const original = await this.readOptional(root, rest);
-      const ctx = await this.renderContext(device, image, clientAddress);
+      const ctx = await this.renderContext(device, group, image, clientAddress);
       const text = rest === 'cmdline.txt' ? renderCmdline(original, ctx) : renderConfigTxt(original, ctx);
       return { data: Buffer.from(text), file: rest, device, image, rendered: true };
     }
@@ -70,10 +71,9 @@ export class BootTree {
     return { data, file: rest, device, image, rendered: false };
   }
 
-  private async imageFor(device: Device | null): Promise<Image> {
+  private async imageFor(device: Device | null, group: Group | undefined): Promise<Image> {
     const store = this.o.services.ctx.store;
-    let id = device?.imageId ?? null;
-    if (!id && device?.groupId) id = (await store.groups.get(device.groupId))?.imageId ?? null;
+    const id = device?.imageId ?? group?.imageId ?? null;
     const image = id ? await store.images.get(id) : await this.o.services.images.defaultImage();
     if (!image) throw new DroverError('DROVER_NO_DEFAULT_IMAGE');
     return image;
@@ -88,9 +88,8 @@ export class BootTree {
     }
   }
 
-  private async renderContext(device: Device | null, image: Image, clientAddress: string | null): Promise<RenderContext> {
+  private async renderContext(device: Device | null, group: Group | undefined, image: Image, clientAddress: string | null): Promise<RenderContext> {
     const initramfs = Array.isArray(image.metadata.initramfs) ? (image.metadata.initramfs as string[]) : [];
-    const group = device?.groupId ? await this.o.services.ctx.store.groups.get(device.groupId) : undefined;
     return {
       serverUrl: this.o.serverUrl(clientAddress),
       deviceId: device?.id ?? 'unknown',

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { bindToInterface } from '../netsock.js';
 import { LeaseTable } from './leases.js';
 import { clientMac, DhcpParseError, messageType, MSG, OP, OPT, parseDhcp, serializeDhcp, type DhcpPacket } from './packet.js';
-import { identifyPi, macPrefix } from './pi.js';
+import { macPrefix } from './pi.js';
 import { ipBytes, ipOf, proxyReply, type ProxyDecision } from './proxy.js';
 
 export interface FullModeOptions {
@@ -148,8 +148,7 @@ export class DhcpServer {
       }
     } else return null;
 
-    const pi = identifyPi(req, this.o.piOuis, type === MSG.discover);
-    const boot = pi ? proxyReply(req, { serverIp: this.serverIp, piOuis: this.o.piOuis }) : null;
+    const boot = proxyReply(req, { serverIp: this.serverIp, piOuis: this.o.piOuis });
     const options = new Map<number, Buffer>();
     options.set(OPT.messageType, Buffer.from([replyType]));
     options.set(OPT.serverId, ipBytes(this.serverIp));

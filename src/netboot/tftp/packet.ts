@@ -72,13 +72,6 @@ export function parseError(buf: Buffer): { code: number; message: string } {
   return { code: buf.readUInt16BE(2), message: buf.subarray(4, end < 0 ? buf.length : end).toString('latin1') };
 }
 
-export function dataHeader(block: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt16BE(OPCODE.data, 0);
-  b.writeUInt16BE(block & 0xffff, 2);
-  return b;
-}
-
 export function buildAck(block: number): Buffer {
   const b = Buffer.allocUnsafe(4);
   b.writeUInt16BE(OPCODE.ack, 0);

@@ -1,6 +1,6 @@
 // What each Raspberry Pi bootloader puts on the wire, per docs/pi-netboot.md (shared spec).
 // Used by the virtual Pis (tests, demo, benchmarks) and pinned by golden tests.
-import { DHCP_MAGIC, MSG, OP, OPT, serializeDhcp, type DhcpPacket } from '../dhcp/packet.js';
+import { MSG, OP, OPT, serializeDhcp, type DhcpPacket } from '../dhcp/packet.js';
 import { PI3_ROM_XID } from '../dhcp/pi.js';
 
 export type VirtualPiModel = 'pi3b' | 'pi3b+' | 'pi4' | 'pi5';
@@ -97,4 +97,3 @@ export function piDiscoverBytes(hw: PiHardware, xid = piXid(hw.model)): Buffer {
   return serializeDhcp(piDhcpPacket(hw, 'discover', xid));
 }
 
-export { DHCP_MAGIC };
