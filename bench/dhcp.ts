@@ -3,7 +3,7 @@
 // Drover's proxy and to dnsmasq's proxy (`dhcp-range=…,proxy` + `pxe-service`), each in network
 // namespaces this benchmark creates. Reports replies/s, drops and delay as perfdhcp measures them.
 // Needs root. Every run is bounded by perfdhcp's test period.
-//   node --import tsx bench/dhcp.ts [--rates 2000,5000,10000,20000] [--seconds 10]
+//   node --import tsx bench/dhcp.ts [--rates 2000,5000,10000,20000] [--seconds 10] [--servers drover,dnsmasq] [--profile DIR]
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,8 @@ const root = new URL('../', import.meta.url).pathname;
 const arg = (name: string, dflt: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1]! : dflt);
 const RATES = arg('--rates', '2000,5000,10000,20000,30000').split(',').map(Number);
 const SECONDS = Number(arg('--seconds', '10'));
+/** A directory for a CPU profile of Drover's run (node --cpu-prof). */
+const PROFILE = arg('--profile', '');
 const hex = (s: string) => Buffer.from(s, 'latin1').toString('hex');
 // A Pi 4 GUID ("RPi4", rev c03111, MAC low bytes, serial 1a2b3c4d), little-endian fields.
 const OPT97 = '00' + '52506934' + '1131c000' + '00000000' + '4d3c2b1a';
@@ -50,14 +52,15 @@ async function main() {
   if (process.getuid?.() !== 0) throw new Error('the DHCP benchmark needs root (network namespaces)');
   const tmp = mkdtempSync(join(tmpdir(), 'drover-bench-dhcp-'));
   const rows: Row[] = [];
-  for (const server of ['drover', 'dnsmasq'] as const) {
+  for (const server of (['drover', 'dnsmasq'] as const).filter((s) => arg('--servers', 'drover,dnsmasq').split(',').includes(s))) {
     const lab = await Lab.create();
+    let proc: ReturnType<Lab['spawn']> | undefined;
     try {
       await lab.host('srv', { ifname: 'lan0', addr: '198.18.0.1/24' });
       await lab.host('cli', { addr: '198.18.0.50/24', mac: 'dc:a6:32:00:00:01' });
-      const proc =
+      proc =
         server === 'drover'
-          ? lab.spawn('srv', process.execPath, [join(root, 'bin/drover.js'), 'serve', '--data-dir', join(tmp, 'data'), '--listen', '127.0.0.1:8080', '--tftp-listen', 'off', '--dhcp-interface', 'lan0', '--pi3-reply-delay', '0', '--log-level', 'warn'])
+          ? lab.spawn('srv', process.execPath, [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE] : []), join(root, 'bin/drover.js'), 'serve', '--data-dir', join(tmp, 'data'), '--listen', '127.0.0.1:8080', '--tftp-listen', 'off', '--dhcp-interface', 'lan0', '--pi3-reply-delay', '0', '--log-level', 'warn'])
           : lab.spawn('srv', 'dnsmasq', ['--no-daemon', '--port=0', '--conf-file=/dev/null', '--interface=lan0', '--bind-interfaces', '--dhcp-range=198.18.0.0,proxy', '--pxe-service=0,"Raspberry Pi Boot   "', `--pid-file=${join(tmp, 'dnsmasq.pid')}`]);
       proc.stdout?.on('data', () => undefined);
       proc.stderr?.on('data', () => undefined);
@@ -72,6 +75,11 @@ async function main() {
         process.stderr.write(`${server.padEnd(8)} ${String(rate).padStart(6)}/s: ${row.received}/${row.sent} answered, drops ${row.dropPct}%, avg delay ${row.avgDelayMs} ms\n`);
       }
     } finally {
+      // A graceful stop first (Drover writes its CPU profile on exit), then the namespaces go.
+      if (proc && proc.exitCode === null) {
+        proc.kill('SIGTERM');
+        await new Promise((r) => setTimeout(r, 5000).unref() && proc!.once('exit', r));
+      }
       await lab.destroy();
     }
   }

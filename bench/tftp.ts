@@ -2,7 +2,7 @@
 // same 8 MiB kernel to 1, 50 and 200 concurrent clients on loopback (curl at blksize 1024 and
 // 1468, no windowsize, as Pis fetch), plus atftp clients with windowsize 16 and 64.
 // Needs root (port 69). Every client makes one bounded fetch.
-//   node --import tsx bench/tftp.ts [--quick] [--out bench/results]
+//   node --import tsx bench/tftp.ts [--quick] [--servers drover,dnsmasq] [--out bench/results]
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { freePort } from '../src/server/free-port.js';
 const root = new URL('../', import.meta.url).pathname;
 const quick = process.argv.includes('--quick');
 const outDir = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1]! : join(root, 'bench', 'results');
+const only = process.argv.includes('--servers') ? process.argv[process.argv.indexOf('--servers') + 1]!.split(',') : null;
 const SIZE = 8 * 1024 * 1024;
 const CLIENT_TIMEOUT_MS = 180_000;
 
@@ -152,7 +153,7 @@ async function main() {
     ? [[1, 1024, null], [50, 1024, null], [200, 1024, null]]
     : [[1, 1024, null], [50, 1024, null], [200, 1024, null], [1, 1468, null], [50, 1468, null], [200, 1468, null], [50, 1024, 16], [50, 1468, 64]];
   const results: Result[] = [];
-  for (const s of SERVERS) {
+  for (const s of SERVERS.filter((x) => !only || only.includes(x.name))) {
     const proc = await s.start(tree);
     try {
       await waitForTftp(s.host);

@@ -3,6 +3,8 @@
  * DHCP client) must receive and send broadcasts on ONE named interface, which on Linux takes
  * SO_BINDTODEVICE. This opens such a UDP socket and returns its file descriptor; Node then
  * wraps it with dgram's socket.bind({ fd }).
+ *
+ * The same addon carries the TFTP transfer engine (tftp_engine.c).
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -16,6 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tftp_engine.h"
+
 static const char *errno_code(int e) {
   switch (e) {
     case EPERM: return "EPERM";
@@ -28,12 +32,13 @@ static const char *errno_code(int e) {
   }
 }
 
-/* openUdp4(ifname: string, port: number, address: string): number (fd) */
+/* openUdp4(ifname: string, port: number, address: string, rcvbuf: number): number (fd) */
 static napi_value OpenUdp4(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 3) {
-    napi_throw_type_error(env, "EINVAL", "openUdp4(ifname, port, address)");
+  size_t argc = 4;
+  napi_value argv[4];
+  int32_t rcvbuf = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4 || napi_get_value_int32(env, argv[3], &rcvbuf) != napi_ok || rcvbuf < 0) {
+    napi_throw_type_error(env, "EINVAL", "openUdp4(ifname, port, address, rcvbuf)");
     return NULL;
   }
   char ifname[IFNAMSIZ + 1] = {0};
@@ -54,6 +59,9 @@ static napi_value OpenUdp4(napi_env env, napi_callback_info info) {
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) goto fail;
   step = "SO_BROADCAST";
   if (setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) < 0) goto fail;
+  /* A deep receive queue rides out a storm of DISCOVERs while the event loop is busy. Beyond
+     net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE); otherwise the kernel caps it. */
+  if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0) (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   step = "SO_BINDTODEVICE";
   if (ifname[0] && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) < 0) goto fail;
   struct sockaddr_in sa;
@@ -85,6 +93,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "openUdp4", NAPI_AUTO_LENGTH, OpenUdp4, NULL, &fn);
   napi_set_named_property(env, exports, "openUdp4", fn);
+  tftp_engine_init(env, exports);
   return exports;
 }
 

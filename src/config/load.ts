@@ -21,7 +21,7 @@ export interface Config {
   authFailureWindow: number;
   sessionTtl: number;
   tftpListen: { host: string; port: number } | null;
-  tftpWorkers: number;
+  tftpThreads: number;
   bootPolicy: 'default-image' | 'known-only';
   dhcp: {
     interface: string;
@@ -170,7 +170,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     authFailureWindow: Number(values.authFailureWindow),
     sessionTtl: Number(values.sessionTtl),
     tftpListen: values.tftpListen === 'off' ? null : parseListen(String(values.tftpListen)),
-    tftpWorkers: Number(values.tftpWorkers),
+    tftpThreads: Number(values.tftpThreads),
     bootPolicy: values.bootPolicy as Config['bootPolicy'],
     dhcp: dhcpConfig(values),
     piOuis: listOf(values.piOuis).map((o) => {
@@ -226,7 +226,7 @@ export function describeConfig(c: Config): Record<string, { value: unknown; sour
     authFailureWindow: c.authFailureWindow,
     sessionTtl: c.sessionTtl,
     tftpListen: c.tftpListen ? `${c.tftpListen.host}:${c.tftpListen.port}` : 'off',
-    tftpWorkers: c.tftpWorkers,
+    tftpThreads: c.tftpThreads,
     bootPolicy: c.bootPolicy,
     dhcpInterface: c.dhcp?.interface ?? null,
     dhcpMode: c.dhcp ? c.dhcp.mode : null,

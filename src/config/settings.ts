@@ -120,14 +120,14 @@ export const SETTINGS = [
     description: 'HOST:PORT of the TFTP server that serves the per-device boot trees, or `off`. Port 69 needs root or CAP_NET_BIND_SERVICE; without it Drover starts with TFTP off and says so.',
   },
   {
-    key: 'tftpWorkers',
-    env: 'DROVER_TFTP_WORKERS',
-    flag: '--tftp-workers',
+    key: 'tftpThreads',
+    env: 'DROVER_TFTP_THREADS',
+    flag: '--tftp-threads',
     type: 'integer',
     min: 0,
     max: 64,
     default: () => Math.min(4, availableParallelism()),
-    description: 'Worker threads that send TFTP data (one per core is best; 0 runs transfers on the main thread). Default: the number of cores, at most 4.',
+    description: 'Threads of the native TFTP transfer engine (one per core is best; 0 runs transfers in JavaScript on the main thread, as happens when the native addon is not built). Default: the number of cores, at most 4.',
   },
   {
     key: 'bootPolicy',

@@ -22,7 +22,7 @@ export interface NetbootOptions {
   progress: BootProgress;
   log: Logger;
   tftpListen: { host: string; port: number } | null;
-  tftpWorkers?: number;
+  tftpThreads?: number;
   maxTransfers?: number;
   dhcp: Config['dhcp'];
   piOuis: string[];
@@ -139,7 +139,7 @@ export class Netboot {
       port,
       log: this.o.log,
       maxTransfers: this.o.maxTransfers ?? 1024,
-      workers: this.o.tftpWorkers ?? 0,
+      threads: this.o.tftpThreads ?? 0,
       resolve: (path, client) => this.resolve(path, client),
       onTransferEnd: (r) => {
         const key = `${r.client.address}:${r.client.port}`;

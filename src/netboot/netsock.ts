@@ -1,26 +1,7 @@
 // UDP sockets bound to one network interface (SO_BINDTODEVICE), through the small native addon
 // in native/netsock.c (built by `npm run build:native`). Only DHCP needs it.
 import { createSocket, type Socket } from 'node:dgram';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-
-interface Addon {
-  openUdp4(ifname: string, port: number, address: string): number;
-}
-
-let addon: Addon | null | undefined;
-
-function load(): Addon | null {
-  if (addon !== undefined) return addon;
-  const require = createRequire(import.meta.url);
-  // src/netboot → ../../build ; dist/server/netboot → ../../../build
-  for (const rel of ['../../build/Release/drover_netsock.node', '../../../build/Release/drover_netsock.node']) {
-    const path = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(path)) return (addon = require(path) as Addon);
-  }
-  return (addon = null);
-}
+import { loadNative } from './native.js';
 
 export class NetsockError extends Error {
   constructor(
@@ -31,13 +12,16 @@ export class NetsockError extends Error {
   }
 }
 
-/** A UDP socket on `address:port` that only sees and sends on `ifname`, with broadcast allowed. */
-export async function bindToInterface(ifname: string, port: number, address = '0.0.0.0'): Promise<Socket> {
-  const a = load();
+/**
+ * A UDP socket on `address:port` that only sees and sends on `ifname`, with broadcast allowed and
+ * a receive queue of `rcvbuf` bytes (capped by the kernel without CAP_NET_ADMIN; 0: the default).
+ */
+export async function bindToInterface(ifname: string, port: number, address = '0.0.0.0', rcvbuf = 0): Promise<Socket> {
+  const a = loadNative();
   if (!a) throw new NetsockError('The netsock addon is not built; run `npm run build:native` (needs python3, make and a C compiler).', 'ENOADDON');
   let fd: number;
   try {
-    fd = a.openUdp4(ifname, port, address);
+    fd = a.openUdp4(ifname, port, address, rcvbuf);
   } catch (err) {
     const e = err as Error & { code?: string };
     throw new NetsockError(e.message, e.code ?? 'EIO');

@@ -56,7 +56,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     policy: config.bootPolicy,
   });
   const netboot = new Netboot({
-    services, bootTree, progress: new BootProgress(services), log, tftpListen: config.tftpListen, tftpWorkers: config.tftpWorkers, dhcp: config.dhcp, piOuis: config.piOuis, dataDir: config.dataDir,
+    services, bootTree, progress: new BootProgress(services), log, tftpListen: config.tftpListen, tftpThreads: config.tftpThreads, dhcp: config.dhcp, piOuis: config.piOuis, dataDir: config.dataDir,
     apiHost: config.listen.host, publicUrl: config.publicUrl,
   });
   let app: FastifyInstance | undefined;

@@ -53,7 +53,7 @@ export class FileCache {
   }
 }
 
-/** Cached files live in shared memory, so TFTP transfer workers read them without a copy. */
+/** Cached files live in shared memory: the native TFTP engine's threads send straight from them. */
 function toShared(b: Buffer): Buffer {
   const shared = Buffer.from(new SharedArrayBuffer(b.length));
   b.copy(shared);

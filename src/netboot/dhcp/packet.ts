@@ -58,7 +58,8 @@ export interface DhcpPacket {
   chaddr: Buffer;
   sname: string;
   file: string;
-  /** Options in arrival order; a code that repeats is concatenated (RFC 3396). */
+  /** Options in arrival order; a code that repeats is concatenated (RFC 3396). Values parsed
+   * from a packet are views into its buffer (which dgram allocates afresh per message). */
   options: Map<number, Buffer>;
 }
 
@@ -94,7 +95,7 @@ export function parseDhcp(buf: Buffer): DhcpPacket {
     if (i + 2 + len > buf.length) throw new DhcpParseError(`option ${code} overruns the packet`);
     const value = buf.subarray(i + 2, i + 2 + len);
     const prev = options.get(code);
-    options.set(code, prev ? Buffer.concat([prev, value]) : Buffer.from(value));
+    options.set(code, prev ? Buffer.concat([prev, value]) : value);
     i += 2 + len;
   }
   if (!ended) throw new DhcpParseError('options not terminated');
@@ -110,32 +111,36 @@ export function parseDhcp(buf: Buffer): DhcpPacket {
     yiaddr: ip(buf, 16),
     siaddr: ip(buf, 20),
     giaddr: ip(buf, 24),
-    chaddr: Buffer.from(buf.subarray(28, 44)),
+    chaddr: buf.subarray(28, 44),
     sname: cstring(buf.subarray(44, 108)),
     file: cstring(buf.subarray(108, 236)),
     options,
   };
 }
 
+/** Parsed addresses: replies repeat the same few (our own, 0.0.0.0, the broadcast). */
+const ipParts = new Map<string, number[]>();
+
 function writeIp(b: Buffer, off: number, addr: string): void {
-  const parts = addr.split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`bad IPv4 address ${addr}`);
-  parts.forEach((p, k) => (b[off + k] = p));
+  if (addr === '0.0.0.0') return; // the buffer is zeroed
+  let parts = ipParts.get(addr);
+  if (!parts) {
+    parts = addr.split('.').map(Number);
+    if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`bad IPv4 address ${addr}`);
+    if (ipParts.size > 1024) ipParts.clear();
+    ipParts.set(addr, parts);
+  }
+  b[off] = parts[0]!;
+  b[off + 1] = parts[1]!;
+  b[off + 2] = parts[2]!;
+  b[off + 3] = parts[3]!;
 }
 
 export function serializeDhcp(p: DhcpPacket): Buffer {
-  const opts: Buffer[] = [];
-  for (const [code, value] of p.options) {
-    // Values over 255 bytes are split into several instances of the option (RFC 3396).
-    for (let off = 0; off < value.length || off === 0; off += 255) {
-      const chunk = value.subarray(off, off + 255);
-      opts.push(Buffer.from([code, chunk.length]), chunk);
-      if (value.length === 0) break;
-    }
-  }
-  opts.push(Buffer.from([OPT.end]));
-  const optBuf = Buffer.concat(opts);
-  const out = Buffer.alloc(Math.max(MIN_REPLY_LEN, HEADER_LEN + 4 + optBuf.length));
+  // Values over 255 bytes are split into several instances of the option (RFC 3396).
+  let optLen = 1; // the end option
+  for (const value of p.options.values()) optLen += value.length === 0 ? 2 : value.length + 2 * Math.ceil(value.length / 255);
+  const out = Buffer.alloc(Math.max(MIN_REPLY_LEN, HEADER_LEN + 4 + optLen));
   out[0] = p.op;
   out[1] = p.htype;
   out[2] = p.hlen;
@@ -148,10 +153,22 @@ export function serializeDhcp(p: DhcpPacket): Buffer {
   writeIp(out, 20, p.siaddr);
   writeIp(out, 24, p.giaddr);
   p.chaddr.copy(out, 28, 0, 16);
-  out.write(p.sname.slice(0, 63), 44, 'latin1');
-  out.write(p.file.slice(0, 127), 108, 'latin1');
+  if (p.sname) out.write(p.sname.slice(0, 63), 44, 'latin1');
+  if (p.file) out.write(p.file.slice(0, 127), 108, 'latin1');
   out.writeUInt32BE(DHCP_MAGIC, HEADER_LEN);
-  optBuf.copy(out, HEADER_LEN + 4);
+  let i = HEADER_LEN + 4;
+  for (const [code, value] of p.options) {
+    let off = 0;
+    do {
+      const n = Math.min(255, value.length - off);
+      out[i] = code;
+      out[i + 1] = n;
+      value.copy(out, i + 2, off, off + n);
+      i += 2 + n;
+      off += n;
+    } while (off < value.length);
+  }
+  out[i] = OPT.end;
   return out;
 }
 
@@ -163,5 +180,8 @@ export function messageType(p: DhcpPacket): number | undefined {
 /** The client MAC as `aa:bb:cc:dd:ee:ff` (Ethernet only). */
 export function clientMac(p: DhcpPacket): string | null {
   if (p.htype !== 1 || p.hlen !== 6) return null;
-  return [...p.chaddr.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  const c = p.chaddr;
+  return `${HEX[c[0]!]}:${HEX[c[1]!]}:${HEX[c[2]!]}:${HEX[c[3]!]}:${HEX[c[4]!]}:${HEX[c[5]!]}`;
 }
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));

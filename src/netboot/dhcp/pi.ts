@@ -30,18 +30,20 @@ const hex8 = (n: number) => (n >>> 0).toString(16).padStart(8, '0');
 export function parseOption97(guid: Buffer | undefined, mac: string | null): { model: PiModel; serial: string | null; boardRevision: string | null } | null {
   if (!guid || guid.length !== 17 || guid[0] !== 0) return null;
   const b = guid.subarray(1);
-  if (b.every((x) => x === 0x44)) return { model: 'pi3b', serial: null, boardRevision: null };
-  const tag = b.subarray(0, 4).toString('latin1');
+  let all44 = true;
+  for (let i = 0; i < 16 && all44; i++) all44 = b[i] === 0x44;
+  if (all44) return { model: 'pi3b', serial: null, boardRevision: null };
+  const tag = String.fromCharCode(b[0]!, b[1]!, b[2]!, b[3]!);
   const le = FOURCC_LE[tag];
   const be = FOURCC_BE[tag];
   if (le || be) {
     // Firmware writes the fields in one byte order; the MAC field tells us which when possible.
     let littleEndian = Boolean(le);
     if (mac) {
-      const macLow = Buffer.from(mac.split(':').slice(2).join(''), 'hex'); // low 4 bytes, wire order
-      const field = b.subarray(8, 12);
-      if (field.equals(macLow)) littleEndian = false;
-      else if (Buffer.from(field).reverse().equals(macLow)) littleEndian = true;
+      // The MAC's low 4 bytes in wire order, against the field as is and reversed.
+      const m = [2, 3, 4, 5].map((k) => parseInt(mac.slice(k * 3, k * 3 + 2), 16));
+      if (b[8] === m[0] && b[9] === m[1] && b[10] === m[2] && b[11] === m[3]) littleEndian = false;
+      else if (b[11] === m[0] && b[10] === m[1] && b[9] === m[2] && b[8] === m[3]) littleEndian = true;
     }
     const read = (off: number) => (littleEndian ? b.readUInt32LE(off) : b.readUInt32BE(off));
     return { model: (le ?? be)!, boardRevision: hex8(read(4)), serial: hex8(read(12)) };
@@ -54,9 +56,11 @@ export function parseOption97(guid: Buffer | undefined, mac: string | null): { m
   return null;
 }
 
+const PXE_PREFIX_BYTES = Buffer.from(PXE_VENDOR_PREFIX, 'latin1');
+
 export function isPxeClient(p: DhcpPacket): boolean {
   const vc = p.options.get(OPT.vendorClass);
-  return Boolean(vc && vc.toString('latin1').startsWith(PXE_VENDOR_PREFIX));
+  return Boolean(vc && vc.length >= PXE_PREFIX_BYTES.length && PXE_PREFIX_BYTES.compare(vc, 0, PXE_PREFIX_BYTES.length) === 0);
 }
 
 /** Client architecture (option 93); Pis send 0. Undefined when absent. */

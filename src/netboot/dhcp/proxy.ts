@@ -13,6 +13,18 @@ export const PI_MENU_TEXT = 'Raspberry Pi Boot   ';
  * sub-option 9 (boot menu: type 0, length, text), end.
  */
 export function pxeMenuOption(text = PI_MENU_TEXT, discoveryControl = 3): Buffer {
+  const key = `${discoveryControl}:${text}`;
+  let cached = menuCache.get(key);
+  if (!cached) menuCache.set(key, (cached = buildMenu(text, discoveryControl)));
+  return cached;
+}
+
+/** Replies share these buffers: they are only ever read. */
+const menuCache = new Map<string, Buffer>();
+const PXE_CLIENT = Buffer.from(PXE_VENDOR_PREFIX, 'latin1');
+const ipCache = new Map<string, Buffer>();
+
+function buildMenu(text: string, discoveryControl: number): Buffer {
   const t = Buffer.from(text, 'latin1');
   return Buffer.concat([
     Buffer.from([6, 1, discoveryControl]),
@@ -62,8 +74,13 @@ export function proxyReply(req: DhcpPacket, ctx: ProxyContext): ProxyDecision | 
   const tftp = ctx.tftpIp ?? ctx.serverIp;
   const options = new Map<number, Buffer>();
   options.set(OPT.messageType, Buffer.from([kind === 'offer' ? MSG.offer : MSG.ack]));
-  options.set(OPT.serverId, ipBytes(ctx.serverIp));
-  options.set(OPT.vendorClass, Buffer.from(PXE_VENDOR_PREFIX, 'latin1'));
+  let sid = ipCache.get(ctx.serverIp);
+  if (!sid) {
+    if (ipCache.size > 64) ipCache.clear();
+    ipCache.set(ctx.serverIp, (sid = ipBytes(ctx.serverIp)));
+  }
+  options.set(OPT.serverId, sid);
+  options.set(OPT.vendorClass, PXE_CLIENT);
   const guid = req.options.get(OPT.clientGuid);
   if (guid) options.set(OPT.clientGuid, guid);
   if (ctx.sendOption66 || tftp !== ctx.serverIp) options.set(OPT.tftpServer, Buffer.from(tftp, 'latin1'));

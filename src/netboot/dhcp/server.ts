@@ -60,7 +60,8 @@ export class DhcpServer {
       if (!this.o.full) throw new Error('full mode needs a lease range');
       this.leases = new LeaseTable(this.o.full.range, this.o.full.leaseSeconds, this.o.full.leasesFile);
     }
-    this.sock = await bindToInterface(this.o.interface, this.o.port ?? 67);
+    // 4 MiB of queue: about 10,000 DISCOVERs waiting while a burst of new Pis is being recorded.
+    this.sock = await bindToInterface(this.o.interface, this.o.port ?? 67, '0.0.0.0', 4 * 1024 * 1024);
     this.sock.on('message', (msg) => this.onPacket(msg));
     this.sock.on('error', (err) => this.o.log?.error({ err }, 'dhcp socket error'));
     this.o.log?.info({ interface: this.o.interface, address: this.serverIp, mode: this.o.mode }, 'dhcp serving');

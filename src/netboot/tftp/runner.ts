@@ -1,5 +1,5 @@
-// Runs one transfer on a fresh socket connected to the client; used in the main thread and in
-// the transfer workers alike.
+// Runs one transfer in JavaScript on a fresh socket connected to the client: the engine used when
+// the native addon is not built (or --tftp-threads 0).
 import { createSocket } from 'node:dgram';
 import { Transfer, type NegotiatedOptions, type TransferLimits, type TransferReport } from './transfer.js';
 

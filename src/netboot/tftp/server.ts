@@ -4,7 +4,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
 import { buildError, OPCODE, opcodeOf, parseRequest, TFTP_ERROR, TftpParseError, toNetascii } from './packet.js';
-import { TransferPool } from './pool.js';
+import { NativeTransferEngine } from './native-engine.js';
 import { runTransfer } from './runner.js';
 import { negotiate, type TransferLimits, type TransferReport } from './transfer.js';
 
@@ -29,8 +29,8 @@ export interface TftpServerOptions extends Partial<TransferLimits> {
   host: string;
   port: number;
   resolve: TftpResolver;
-  /** Worker threads that run transfers (0: all in this thread). */
-  workers?: number;
+  /** Threads of the native transfer engine (0, or no addon: transfers run in JavaScript on this thread). */
+  threads?: number;
   /** Concurrent transfers; requests beyond are dropped (the client retransmits). */
   maxTransfers?: number;
   log?: Logger;
@@ -55,7 +55,7 @@ export interface TftpStats {
 export class TftpServer {
   private socket: Socket | undefined;
   private readonly active = new Map<string, { abort(): void }>();
-  private pool: TransferPool | undefined;
+  private engine: NativeTransferEngine | undefined;
   /** Requests whose file is still being resolved, so a retransmitted RRQ does not start twice. */
   private readonly pending = new Set<string>();
   readonly stats: TftpStats = {
@@ -75,10 +75,9 @@ export class TftpServer {
 
   /** Resolves with the bound port (useful with port 0). */
   listen(): Promise<number> {
-    if ((this.opts.workers ?? 0) > 0) {
-      this.pool = new TransferPool(this.opts.workers!);
-      this.pool.onError = (err) => this.opts.log?.error({ err }, 'tftp: a transfer worker failed; its transfers were aborted');
-    }
+    const threads = this.opts.threads ?? 0;
+    if (threads > 0 && NativeTransferEngine.available()) this.engine = new NativeTransferEngine(threads);
+    else if (threads > 0) this.opts.log?.warn('tftp: the native addon is not built (npm run build:native); transfers run in JavaScript, slower');
     return new Promise((resolve, reject) => {
       const s = createSocket({ type: this.opts.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
       s.once('error', reject);
@@ -94,8 +93,8 @@ export class TftpServer {
 
   async close(): Promise<void> {
     for (const t of this.active.values()) t.abort();
-    await this.pool?.close();
-    this.pool = undefined;
+    await this.engine?.close();
+    this.engine = undefined;
     await new Promise<void>((r) => (this.socket ? this.socket.close(() => r()) : r()));
     this.socket = undefined;
   }
@@ -150,14 +149,8 @@ export class TftpServer {
     if (mode === 'netascii') data = toNetascii(data);
     const negotiated = negotiate(options, data.length, this.limits);
     const job = { host: this.opts.host, client, path, data, negotiated, limits: this.limits };
-    const onEnd = (report: TransferReport | null) => {
+    const onEnd = (report: TransferReport) => {
       this.active.delete(key);
-      if (!report) {
-        // Its worker died: the client retransmits and gets a new transfer.
-        this.stats.failed++;
-        this.stats.active = this.active.size;
-        return;
-      }
       this.stats.active = this.active.size;
       this.stats.bytesSent += report.bytesAcked;
       if (report.outcome === 'complete') this.stats.completed++;
@@ -166,11 +159,19 @@ export class TftpServer {
       this.opts.onTransferEnd?.(report);
     };
     this.stats.transfers++;
-    if (this.pool?.usable) {
-      this.active.set(key, { abort: () => undefined }); // the pool aborts its own on close
+    if (this.engine) {
+      try {
+        this.engine.start(job, onEnd);
+      } catch (err) {
+        this.pending.delete(key);
+        this.stats.failed++;
+        this.opts.log?.error({ err, path }, 'tftp: starting a transfer failed');
+        this.reply(buildError(TFTP_ERROR.undefined, 'Server busy'), client);
+        return;
+      }
+      this.active.set(key, { abort: () => undefined }); // the engine aborts its own on close
       this.pending.delete(key);
       this.stats.active = this.active.size;
-      this.pool.start(job, onEnd);
       return;
     }
     const transfer = await runTransfer(job, onEnd);
