@@ -1,6 +1,7 @@
 // The one way the dashboard talks to the controller: JSON over fetch with the bearer token, and
 // the live event stream (Server-Sent Events read from a fetch body, since EventSource cannot
 // send an Authorization header).
+import { SseParser } from '../../src/domain/sse.js';
 import type { Device, DroverEvent } from './types';
 
 const TOKEN_KEY = 'drover.token';
@@ -198,33 +199,14 @@ export function openEventStream(handlers: StreamHandlers): () => void {
       backoff = BACKOFF_MIN_MS;
 
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = '';
-      let eventType = '';
-      let data: string[] = [];
+      const parser = new SseParser();
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
         resetIdle();
-        buffer += value;
-        let nl: number;
-        while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
-          if (buffer[nl] === '\r' && nl === buffer.length - 1) break; // a CRLF split across chunks
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + (buffer[nl] === '\r' && buffer[nl + 1] === '\n' ? 2 : 1));
-          if (line === '') {
-            dispatch(eventType || 'message', data.join('\n'));
-            eventType = '';
-            data = [];
-            continue;
-          }
-          if (line.startsWith(':')) continue; // comment / heartbeat
-          const colon = line.indexOf(':');
-          const field = colon < 0 ? line : line.slice(0, colon);
-          let val = colon < 0 ? '' : line.slice(colon + 1);
-          if (val.startsWith(' ')) val = val.slice(1);
-          if (field === 'event') eventType = val;
-          else if (field === 'data') data.push(val);
-          else if (field === 'id' && !val.includes('\0')) lastEventId = val;
+        for (const m of parser.push(value)) {
+          if (m.id !== undefined) lastEventId = m.id;
+          dispatch(m.event, m.data);
         }
       }
     } catch {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { DroverEvent, Page } from '../../domain/records.js';
+import { SseParser, type SseMessage } from '../../domain/sse.js';
 import type { ApiClient } from '../client.js';
 import { printJson, printTable } from '../output.js';
 import { action, client, globals } from '../run.js';
@@ -13,30 +14,10 @@ export function printEvents(items: DroverEvent[]): void {
 }
 
 /** Parses a Server-Sent Events byte stream into (event, data, id) messages. */
-export async function* sseMessages(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; data: string; id?: string }> {
+export async function* sseMessages(body: ReadableStream<Uint8Array>): AsyncGenerator<SseMessage> {
   const decoder = new TextDecoder();
-  let buf = '';
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    buf += decoder.decode(chunk, { stream: true });
-    let idx: number;
-    while ((idx = buf.search(/\r?\n\r?\n/)) >= 0) {
-      const block = buf.slice(0, idx);
-      buf = buf.slice(idx + (buf[idx] === '\r' ? 4 : 2));
-      let event = 'message';
-      let id: string | undefined;
-      const data: string[] = [];
-      for (const line of block.split(/\r?\n/)) {
-        if (line.startsWith(':')) continue;
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-        if (field === 'event') event = value;
-        else if (field === 'data') data.push(value);
-        else if (field === 'id') id = value;
-      }
-      if (data.length) yield { event, data: data.join('\n'), ...(id !== undefined ? { id } : {}) };
-    }
-  }
+  const parser = new SseParser();
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) yield* parser.push(decoder.decode(chunk, { stream: true }));
 }
 
 export function typeMatches(pattern: string | undefined, type: string): boolean {
