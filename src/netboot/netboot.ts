@@ -10,6 +10,7 @@ import type { Services } from '../services/index.js';
 import { piOuiSet } from './dhcp/ouis.js';
 import type { ProxyDecision } from './dhcp/proxy.js';
 import { DhcpServer } from './dhcp/server.js';
+import { macForIp } from './neighbours.js';
 import { BootPathError } from './bootfiles/paths.js';
 import { BootTree } from './bootfiles/tree.js';
 import type { BootProgress } from './progress.js';
@@ -125,7 +126,12 @@ export class Netboot {
         serial: d.pi.serial, mac: d.pi.mac, model: MODEL_NAMES[d.pi.model] ?? null, boardRevision: d.pi.boardRevision, ip, via: 'dhcp',
       });
       if (device) await this.o.progress.dhcp(device, { kind: d.kind, mac: d.pi.mac, model: d.pi.model, ...(ip ? { ip } : {}), mode: this.o.dhcp?.mode });
-      else this.o.log.info({ mac: d.pi.mac, model: d.pi.model }, 'dhcp: answered a Pi that sends no serial; it is recorded when it asks for boot files');
+      else {
+        if (this.serialless.size > 10_000) this.serialless.clear();
+        const model = MODEL_NAMES[d.pi.model];
+        if (model) this.serialless.set(d.pi.mac, model);
+        this.o.log.info({ mac: d.pi.mac, model: d.pi.model }, 'dhcp: answered a Pi that sends no serial; it is recorded when it asks for boot files');
+      }
     } catch (err) {
       this.o.log.error({ err }, 'dhcp: recording a Pi failed');
     }
@@ -148,7 +154,10 @@ export class Netboot {
         if (r.outcome === 'timeout' || r.outcome === 'client-error') {
           this.o.log.info({ client: r.client.address, path: r.path, outcome: r.outcome, acked: r.bytesAcked, error: r.clientError }, 'tftp transfer did not complete');
         }
-        if (device) this.o.progress.tftp(device, BootTree.split(r.path).rest, r.bytesAcked, r.outcome, r.client.address);
+        if (device) {
+          this.o.progress.tftp(device, BootTree.split(r.path).rest, r.bytesAcked, r.outcome, r.client.address);
+          if (device.macs.length === 0) void this.linkMac(device, r.client.address);
+        }
       },
     });
     try {
@@ -164,6 +173,31 @@ export class Netboot {
           ? 'TFTP disabled: port 69 needs root or CAP_NET_BIND_SERVICE (see packaging/systemd/drover.service), or pass --tftp-listen HOST:PORT / off'
           : 'TFTP disabled: cannot listen; pass --tftp-listen HOST:PORT or off',
       );
+    }
+  }
+
+  /** Serial-less Pis answered over DHCP (the Pi 3B ROM): MAC → model, until TFTP names a serial. */
+  private readonly serialless = new Map<string, string>();
+  private readonly linking = new Set<string>();
+
+  /**
+   * A device known only by the serial it asked TFTP for: find its MAC in the neighbour table,
+   * and the model its DHCP packets implied, and record both.
+   */
+  private async linkMac(device: Device, ip: string): Promise<void> {
+    if (this.linking.has(device.id)) return;
+    this.linking.add(device.id);
+    try {
+      const mac = await macForIp(ip);
+      if (!mac || !device.serial) return;
+      const model = this.serialless.get(mac) ?? null;
+      const d = await recordSighting(this.o.services.ctx, { serial: device.serial, mac, model, boardRevision: null, ip, via: 'tftp' });
+      if (d?.macs.includes(mac)) this.o.log.info({ device: d.id, serial: d.serial, mac }, 'tftp: linked a serial-less DHCP client to its device by its MAC');
+    } catch (err) {
+      this.o.log.error({ err }, 'tftp: linking a device to its MAC failed');
+    } finally {
+      // A later transfer may try again (the neighbour entry may not exist yet).
+      setTimeout(() => this.linking.delete(device.id), 2000).unref();
     }
   }
 
