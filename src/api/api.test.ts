@@ -49,7 +49,7 @@ describe('API', () => {
       for (const op of ops) {
         const r = await t.call(op.method as any, concrete(op.path), op.method === 'GET' || op.method === 'DELETE' ? undefined : {}, null);
         // Open by design: health, login, and the boot tree a token-less bootloader fetches.
-        if (['/healthz', '/readyz', '/api/v1/auth/login', '/boot/v1/files/{*}'].includes(op.path)) {
+        if (['/healthz', '/readyz', '/api/v1/auth/login', '/boot/v1/files/{*}', '/boot/v1/ipxe', '/boot/v1/ipxe/{mac}'].includes(op.path)) {
           assert.notEqual(r.status, 401, `${op.method} ${op.path} is open`);
           continue;
         }

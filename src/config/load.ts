@@ -31,6 +31,7 @@ export interface Config {
     router: string | undefined;
     dns: string[];
     pi3ReplyDelay: number;
+    pxeClients: boolean;
   } | null;
   piOuis: string[];
   /** Which file was read, if any. */
@@ -209,7 +210,7 @@ function dhcpConfig(values: Record<string, string | number | undefined>): Config
   if (router && !IPV4.test(router)) throw new DroverError('DROVER_CONFIG_INVALID', `Setting dhcpRouter: "${router}" is not an IPv4 address.`);
   const dns = listOf(values.dhcpDns);
   for (const d of dns) if (!IPV4.test(d)) throw new DroverError('DROVER_CONFIG_INVALID', `Setting dhcpDns: "${d}" is not an IPv4 address.`);
-  return { interface: iface, mode, range, leaseTime: Number(values.dhcpLeaseTime), router, dns, pi3ReplyDelay: Number(values.pi3ReplyDelay) };
+  return { interface: iface, mode, range, leaseTime: Number(values.dhcpLeaseTime), router, dns, pi3ReplyDelay: Number(values.pi3ReplyDelay), pxeClients: values.pxeClients === 'on' };
 }
 
 /** The effective configuration as shown to people: secrets redacted, sources named. */
@@ -231,6 +232,7 @@ export function describeConfig(c: Config): Record<string, { value: unknown; sour
     dhcpInterface: c.dhcp?.interface ?? null,
     dhcpMode: c.dhcp ? c.dhcp.mode : null,
     dhcpRange: c.dhcp?.range ?? null,
+    pxeClients: c.dhcp ? (c.dhcp.pxeClients ? 'on' : 'off') : null,
     piOuis: c.piOuis.join(',') || null,
   };
   return Object.fromEntries(Object.entries(shown).map(([k, v]) => [k, { value: v, source: c.sources[k] ?? 'default' }]));

@@ -190,6 +190,15 @@ export const SETTINGS = [
     description: 'Full mode: comma-separated DNS servers to hand out (option 6).',
   },
   {
+    key: 'pxeClients',
+    env: 'DROVER_PXE_CLIENTS',
+    flag: '--pxe-clients',
+    type: 'enum',
+    values: ['off', 'on'],
+    default: () => 'off',
+    description: 'Also answer standard PXE and iPXE clients that are not Pis (PCs, VMs) on the DHCP interface: PXE ROMs get iPXE by architecture (`undionly.kpxe`, `ipxe.efi`, `ipxe-i386.efi`, `ipxe-arm64.efi`, served from the default image\'s tree, e.g. copied from Debian\'s `ipxe` package), iPXE gets the script `/boot/v1/ipxe`.',
+  },
+  {
     key: 'pi3ReplyDelay',
     env: 'DROVER_PI3_REPLY_DELAY',
     flag: '--pi3-reply-delay',

@@ -80,7 +80,7 @@ export async function startDemo(base: Config, o: DemoOptions): Promise<RunningDe
     config = {
       ...base,
       tftpListen: { host: '198.18.0.1', port: 69 },
-      dhcp: { interface: uplink, mode: 'proxy', range: undefined, leaseTime: 3600, router: undefined, dns: [], pi3ReplyDelay: 300 },
+      dhcp: { interface: uplink, mode: 'proxy', range: undefined, leaseTime: 3600, router: undefined, dns: [], pi3ReplyDelay: 300, pxeClients: false },
       publicUrl: base.publicUrl ?? `http://198.18.0.1:${base.listen.port}`,
     };
     say(`demo: ${o.nodes} virtual Pis in network namespaces ${lab.name('')}* on a private bridge (198.18.0.0/24), dnsmasq as the LAN DHCP server, Drover's proxy DHCP on ${uplink}`);

@@ -31,6 +31,8 @@ export interface NetbootOptions {
   /** For a startup warning when devices could not reach the API. */
   apiHost?: string;
   publicUrl?: string | undefined;
+  /** The controller's URL as devices see it (for the iPXE script URL). */
+  serverUrl?: (clientAddress: string | null) => string;
   /** Override ports for tests in namespaces without privileges (defaults 67/68). */
   dhcpPorts?: { server: number; client: number };
 }
@@ -71,6 +73,7 @@ export class Netboot {
       pi3DelayMs: c.pi3ReplyDelay,
       ...(c.mode === 'full' ? { full: { range: c.range!, leaseSeconds: c.leaseTime, router: c.router, dns: c.dns, leasesFile: join(this.o.dataDir, 'dhcp-leases.json') } } : {}),
       log: this.o.log,
+      ...(c.pxeClients && this.o.serverUrl ? { pxeClients: { ipxeScriptUrl: (ip: string) => `${this.o.serverUrl!(ip)}/boot/v1/ipxe` } } : {}),
       onPi: (d, _req, ip) => this.sighted(d, ip),
     });
     try {

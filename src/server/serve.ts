@@ -49,15 +49,16 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
   const store = await Store.open(config.database);
   log.info({ database: store.dialect, location: store.location, dataDir: config.dataDir, version: VERSION }, 'store opened');
   const services = createServices(store, { sessionTtl: config.sessionTtl, dataDir: config.dataDir });
+  const serverUrl = serverUrlResolver(config.publicUrl, config.listen);
   const bootTree = new BootTree({
     services,
     cache: new FileCache(),
-    serverUrl: serverUrlResolver(config.publicUrl, config.listen),
+    serverUrl,
     policy: config.bootPolicy,
   });
   const netboot = new Netboot({
     services, bootTree, progress: new BootProgress(services), log, tftpListen: config.tftpListen, tftpThreads: config.tftpThreads, dhcp: config.dhcp, piOuis: config.piOuis, dataDir: config.dataDir,
-    apiHost: config.listen.host, publicUrl: config.publicUrl,
+    apiHost: config.listen.host, publicUrl: config.publicUrl, serverUrl,
   });
   let app: FastifyInstance | undefined;
   try {

@@ -126,13 +126,13 @@ describe('netboot in network namespaces beside a real dnsmasq', ok, () => {
   });
 
   it('busybox udhcpc with the PXE vendor class sees Drover\'s proxy offer; a non-Pi client sees none', prereq('busybox', which('busybox') !== null, 'busybox'), async () => {
-    const sniff = async (short: string, mac: string) => {
+    const sniff = async (short: string, mac: string, vendor = 'PXEClient:Arch:00000:UNDI:002001', extra: string[] = []) => {
       await lab.host(short, { mac });
       const sniffer = lab.spawn(short, process.execPath, ['--import', 'tsx', join(root, 'test/helpers/dhcp-sniffer.ts'), 'eth0', '8'], {});
       let lines = '';
       sniffer.stdout!.on('data', (d) => (lines += d));
       while (!lines.includes('ready')) await new Promise((r) => setTimeout(r, 50));
-      const udhcpc = await lab.exec(short, 'busybox', ['udhcpc', '-B', '-i', 'eth0', '-n', '-q', '-t', '6', '-T', '1', '-A', '1', '-V', 'PXEClient:Arch:00000:UNDI:002001', '-s', '/bin/true'], { timeout: 20_000 });
+      const udhcpc = await lab.exec(short, 'busybox', ['udhcpc', '-B', '-i', 'eth0', '-n', '-q', '-t', '6', '-T', '1', '-A', '1', '-V', vendor, ...extra, '-s', '/bin/true'], { timeout: 20_000 });
       await new Promise((r) => sniffer.once('exit', r));
       return { leased: udhcpc.code === 0, replies: lines.split('\n').slice(1).filter(Boolean).map((l) => JSON.parse(l)) };
     };
@@ -144,6 +144,31 @@ describe('netboot in network namespaces beside a real dnsmasq', ok, () => {
     const notPi = await sniff('udhcpx', '52:54:00:20:00:02');
     assert.ok(notPi.leased, `dnsmasq answered the non-Pi: ${dnsmasqLog.split('\n').slice(-15).join('\n')}`);
     assert.ok(!notPi.replies.some((r) => r.server === '198.18.0.1'), `Drover ignored the non-Pi: ${JSON.stringify(notPi)}`);
+
+    // Where the user enables it (--pxe-clients on), a second controller on the LAN answers the
+    // PC's PXE ROM with iPXE for its architecture, and iPXE with the script URL.
+    const pxeData = join(tmp, 'pxe-data');
+    await lab.host('srv2', { ifname: 'lan0', addr: '198.18.0.3/24' });
+    const srv2 = lab.spawn('srv2', process.execPath, [
+      ...droverArgv(), 'serve', '--data-dir', pxeData, '--listen', '0.0.0.0:8080', '--tftp-listen', 'off', '--dhcp-interface', 'lan0', '--pxe-clients', 'on', '--log-level', 'warn',
+    ]);
+    srv2.stderr!.on('data', () => undefined);
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!(await lab.exec('srv2', 'curl', ['-sf', 'http://127.0.0.1:8080/readyz'])).stdout.includes('ready')) {
+        if (Date.now() > deadline || srv2.exitCode !== null) throw new Error('the second drover did not start');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const efi = await sniff('udhcpe', '52:54:00:20:00:03', 'PXEClient:Arch:00007:UNDI:003016', ['-x', '0x5d:0007']);
+      assert.ok(efi.replies.some((r) => r.server === '198.18.0.3' && r.file === 'ipxe.efi' && r.yiaddr === '0.0.0.0'), `PXE offer with ipxe.efi: ${JSON.stringify(efi)}`);
+      assert.ok(!efi.replies.some((r) => r.server === '198.18.0.1'), 'the controller without --pxe-clients still ignores it');
+      const ipxe = await sniff('udhcpq', '52:54:00:20:00:04', 'PXEClient:Arch:00007:UNDI:003016', ['-x', '0x5d:0007', '-x', '0x4d:69505845']);
+      assert.ok(ipxe.replies.some((r) => r.server === '198.18.0.3' && r.file === 'http://198.18.0.3:8080/boot/v1/ipxe'), `iPXE gets the script URL: ${JSON.stringify(ipxe)}`);
+      const script = await lab.exec('srv', 'curl', ['-sf', 'http://198.18.0.3:8080/boot/v1/ipxe']); // from another LAN host
+      assert.match(script.stdout, /^#!ipxe\nchain \/boot\/v1\/ipxe\/\$\{net0\/mac:hexhyp\}/);
+    } finally {
+      srv2.kill('SIGTERM');
+    }
   });
 });
 

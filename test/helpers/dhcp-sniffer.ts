@@ -18,6 +18,7 @@ sock.on('message', (msg) => {
         yiaddr: p.yiaddr,
         server: sid ? ipOf(sid) : null,
         menu: p.options.get(OPT.vendorOptions)?.toString('latin1').includes('Raspberry Pi Boot') ?? false,
+        file: p.file,
       })}\n`,
     );
   } catch {

@@ -1,7 +1,7 @@
 // The per-device boot tree: image registration, which image a device gets, per-device rendering,
 // discovery of unknown Pis, policy, confinement, and the same tree over HTTP.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -131,6 +131,29 @@ describe('boot trees', () => {
     const miss = await t.app.inject({ method: 'GET', url: '/boot/v1/files/1a2b3c4d/..%2F..%2Fsecrets%2Fdevice-token.key' });
     assert.equal(miss.statusCode, 404);
     assert.equal(miss.json().code, 'DROVER_BOOT_FILE_NOT_FOUND');
+  });
+
+  it('gives iPXE clients a script: an entry that chains by MAC, then kernel + initrd + rendered cmdline', async () => {
+    const entry = await t.app.inject({ method: 'GET', url: '/boot/v1/ipxe' });
+    assert.equal(entry.statusCode, 200);
+    assert.equal(entry.body, '#!ipxe\nchain /boot/v1/ipxe/${net0/mac:hexhyp}\n');
+    // The synthetic Pi tree has no vmlinuz: the script says so and exits to the next boot device.
+    const none = await t.app.inject({ method: 'GET', url: '/boot/v1/ipxe/52-54-00-12-34-56' });
+    assert.equal(none.statusCode, 200);
+    assert.match(none.body, /^#!ipxe\necho Drover: no image with vmlinuz.*\nexit 1\n$/s);
+    // A tree with a PC kernel and initrd.
+    const pc = makeBootTree(join(src, 'pc'), 'pc');
+    writeFileSync(join(pc, 'vmlinuz'), 'kernel');
+    writeFileSync(join(pc, 'initrd.img'), 'initrd');
+    const img = await t.call('POST', '/api/v1/images/boot-dir', { name: 'pc', path: pc });
+    assert.equal(img.status, 201, img.body);
+    const dev = await t.call('POST', '/api/v1/devices', { serial: '0c0c0c0c', macs: ['52:54:00:12:34:57'], imageId: img.json.id });
+    assert.equal(dev.status, 201, dev.body);
+    const s = await t.app.inject({ method: 'GET', url: '/boot/v1/ipxe/52-54-00-12-34-57' });
+    assert.match(s.body, /^#!ipxe\necho Drover: booting pc:latest\nkernel \/boot\/v1\/files\/52-54-00-12-34-57\/vmlinuz .*drover\.serial=0c0c0c0c.*\ninitrd \/boot\/v1\/files\/52-54-00-12-34-57\/initrd\.img\nboot\n$/);
+    const k = await t.app.inject({ method: 'GET', url: '/boot/v1/files/52-54-00-12-34-57/vmlinuz' });
+    assert.equal(k.body, 'kernel');
+    assert.equal((await t.app.inject({ method: 'GET', url: '/boot/v1/ipxe/not-a-mac' })).statusCode, 400);
   });
 
   it('turns a boot\'s transfers into one boot.tftp event and marks the device booting', async () => {

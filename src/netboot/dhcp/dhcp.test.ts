@@ -5,9 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { option97, piDhcpPacket, piDiscoverBytes, type PiHardware } from '../virtual-pi/models.js';
 import { piOuiSet } from './ouis.js';
-import { clientMac, DhcpParseError, messageType, MSG, OPT, parseDhcp, serializeDhcp } from './packet.js';
+import { clientMac, DhcpParseError, messageType, MSG, OPT, parseDhcp, serializeDhcp, type DhcpPacket } from './packet.js';
 import { identifyPi, parseOption97, PI3_ROM_XID } from './pi.js';
-import { PI_MENU_TEXT, proxyReply, pxeMenuOption } from './proxy.js';
+import { PI_MENU_TEXT, proxyReply, pxeClientReply, pxeMenuOption } from './proxy.js';
 
 const ouis = piOuiSet();
 const ctx = { serverIp: '192.0.2.1', piOuis: ouis };
@@ -136,6 +136,47 @@ describe('recognising Pis and answering them', () => {
     assert.equal(proxyReply(parseDhcp(serializeDhcp(oui)), ctx)?.pi.by, 'mac-prefix');
     assert.equal(identifyPi(parseDhcp(serializeDhcp(oui)), new Set()), null, 'unless the prefix list lacks it');
     assert.equal(identifyPi(parseDhcp(serializeDhcp(oui)), piOuiSet(['dc-a6-32']))?.by, 'mac-prefix', 'users extend the list');
+  });
+});
+
+describe('standard PXE and iPXE clients (--pxe-clients on)', () => {
+  const pxeCtx = { serverIp: '192.0.2.1', ipxeScriptUrl: 'http://192.0.2.1:8080/boot/v1/ipxe' };
+  const pc = (arch: number, extra: [number, Buffer][] = [], vendor = `PXEClient:Arch:${String(arch).padStart(5, '0')}:UNDI:003016`): DhcpPacket => {
+    const options = new Map<number, Buffer>([[OPT.messageType, Buffer.from([MSG.discover])], [OPT.vendorClass, Buffer.from(vendor)], [OPT.clientArch, Buffer.from([arch >> 8, arch & 0xff])], ...extra]);
+    const chaddr = Buffer.alloc(16);
+    hex('52 54 00 12 34 56').copy(chaddr);
+    return parseDhcp(serializeDhcp({ op: 1, htype: 1, hlen: 6, hops: 0, xid: 0x1234, secs: 0, flags: 0x8000, ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr, sname: '', file: '', options }));
+  };
+
+  it('gives a PXE ROM iPXE for its architecture, to boot from the offer itself', () => {
+    for (const [arch, file] of [[0, 'undionly.kpxe'], [7, 'ipxe.efi'], [9, 'ipxe.efi'], [11, 'ipxe-arm64.efi'], [6, 'ipxe-i386.efi']] as const) {
+      const req = pc(arch);
+      assert.equal(proxyReply(req, ctx), null, 'not a Pi');
+      const r = parseDhcp(serializeDhcp(pxeClientReply(req, pxeCtx)!));
+      assert.equal(r.file, file);
+      assert.equal(r.siaddr, '192.0.2.1');
+      assert.equal(r.yiaddr, '0.0.0.0');
+      assert.equal(messageType(r), MSG.offer);
+      assert.deepEqual(r.options.get(OPT.vendorOptions), hex('06 01 08 ff'), 'discovery control 8: boot the file in this offer');
+      assert.equal(r.options.get(OPT.bootfile)?.toString(), file);
+      assert.equal(r.options.get(OPT.tftpServer)?.toString(), '192.0.2.1');
+    }
+    assert.equal(pxeClientReply(pc(0x19), pxeCtx), null, 'an architecture without a boot file');
+  });
+
+  it('gives iPXE the script URL, and ignores DHCP clients that are not PXE', () => {
+    const r = pxeClientReply(pc(7, [[77, Buffer.from('iPXE')]]), pxeCtx)!;
+    assert.equal(r.file, pxeCtx.ipxeScriptUrl);
+    assert.equal(pxeClientReply(pc(0, [], 'udhcp 1.35.0'), pxeCtx), null);
+    const req = pc(0);
+    req.options.set(OPT.messageType, Buffer.from([MSG.request]));
+    assert.equal(pxeClientReply(req, pxeCtx), null, 'proxy mode answers DISCOVERs only');
+    assert.ok(pxeClientReply(req, pxeCtx, true), 'full mode puts the file in the ACK too');
+  });
+
+  it('leaves Pis to the Pi logic', () => {
+    const req = parseDhcp(piDiscoverBytes(PIS[2]!));
+    assert.ok(proxyReply(req, ctx), 'the Pi logic answers first');
   });
 });
 

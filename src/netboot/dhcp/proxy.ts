@@ -115,3 +115,57 @@ export function ipBytes(addr: string): Buffer {
 export function ipOf(b: Buffer): string {
   return [...b.subarray(0, 4)].join('.');
 }
+
+/** Boot files for standard PXE ROMs by client architecture (option 93, RFC 4578), iPXE's names. */
+export const PXE_BOOTFILES: Record<number, string> = {
+  0: 'undionly.kpxe', // x86 BIOS
+  6: 'ipxe-i386.efi', // x86 UEFI
+  7: 'ipxe.efi', // x64 UEFI
+  9: 'ipxe.efi', // x64 UEFI (EBC id used by some firmware)
+  11: 'ipxe-arm64.efi', // ARM64 UEFI
+};
+
+export interface PxeClientContext {
+  serverIp: string;
+  tftpIp?: string | undefined;
+  /** Where iPXE fetches its script (an http:// URL). */
+  ipxeScriptUrl: string;
+}
+
+/** iPXE says who it is in the user class (option 77) and its own option 175. */
+export function isIpxe(req: DhcpPacket): boolean {
+  return req.options.has(175) || (req.options.get(77)?.toString('latin1').includes('iPXE') ?? false);
+}
+
+/**
+ * For users who enable it (`--pxe-clients on`): the proxy OFFER to a standard PXE or iPXE client
+ * that is not a Pi. PXE ROMs get iPXE by architecture (discovery control 8: "boot the file named
+ * in this offer", no boot server discovery); iPXE gets the URL of Drover's script. Null for
+ * anything else (the Pi logic runs first and takes Pis).
+ */
+export function pxeClientReply(req: DhcpPacket, ctx: PxeClientContext, alsoRequest = false): DhcpPacket | null {
+  const type = messageType(req);
+  // Proxy mode answers the DISCOVER; full mode also puts the boot file into the REQUEST's ACK.
+  if (req.op !== OP.request || !(type === MSG.discover || (alsoRequest && type === MSG.request))) return null;
+  const vc = req.options.get(OPT.vendorClass)?.toString('latin1') ?? '';
+  const ipxe = isIpxe(req);
+  if (!vc.startsWith(PXE_VENDOR_PREFIX) && !ipxe) return null;
+  const archOpt = req.options.get(OPT.clientArch);
+  const arch = archOpt && archOpt.length >= 2 ? archOpt.readUInt16BE(0) : 0;
+  const file = ipxe ? ctx.ipxeScriptUrl : PXE_BOOTFILES[arch];
+  if (!file) return null;
+  const tftp = ctx.tftpIp ?? ctx.serverIp;
+  const options = new Map<number, Buffer>();
+  options.set(OPT.messageType, Buffer.from([MSG.offer]));
+  options.set(OPT.serverId, ipBytes(ctx.serverIp));
+  options.set(OPT.vendorClass, PXE_CLIENT);
+  const guid = req.options.get(OPT.clientGuid);
+  if (guid) options.set(OPT.clientGuid, guid);
+  options.set(OPT.vendorOptions, Buffer.from([6, 1, 8, 255]));
+  if (!ipxe) options.set(OPT.tftpServer, Buffer.from(tftp, 'latin1'));
+  options.set(OPT.bootfile, Buffer.from(file, 'latin1'));
+  return {
+    op: OP.reply, htype: req.htype, hlen: req.hlen, hops: 0, xid: req.xid, secs: 0, flags: req.flags,
+    ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: tftp, giaddr: req.giaddr, chaddr: req.chaddr, sname: '', file, options,
+  };
+}

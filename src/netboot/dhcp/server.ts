@@ -8,7 +8,7 @@ import { bindToInterface } from '../netsock.js';
 import { LeaseTable } from './leases.js';
 import { clientMac, DhcpParseError, messageType, MSG, OP, OPT, parseDhcp, serializeDhcp, type DhcpPacket } from './packet.js';
 import { macPrefix } from './pi.js';
-import { ipBytes, ipOf, proxyReply, type ProxyDecision } from './proxy.js';
+import { ipBytes, ipOf, proxyReply, pxeClientReply, type ProxyDecision } from './proxy.js';
 
 export interface FullModeOptions {
   range: string;
@@ -28,6 +28,8 @@ export interface DhcpServerOptions {
   pi3DelayMs: number;
   full?: FullModeOptions;
   log?: Logger;
+  /** Also answer standard PXE/iPXE clients that are not Pis, with iPXE and this script URL. */
+  pxeClients?: { ipxeScriptUrl: (serverIp: string) => string } | undefined;
   /** A Pi was answered: netboot records it. */
   onPi?: (d: ProxyDecision, req: DhcpPacket, leasedIp: string | null) => void;
 }
@@ -110,9 +112,12 @@ export class DhcpServer {
     } else send();
   }
 
-  private proxy(req: DhcpPacket): { packet: DhcpPacket; decision: ProxyDecision; leasedIp: null } | null {
+  private proxy(req: DhcpPacket): { packet: DhcpPacket; decision: ProxyDecision | null; leasedIp: null } | null {
     const d = proxyReply(req, { serverIp: this.serverIp, piOuis: this.o.piOuis });
-    return d && { packet: d.reply, decision: d, leasedIp: null };
+    if (d) return { packet: d.reply, decision: d, leasedIp: null };
+    const pxe = this.o.pxeClients && pxeClientReply(req, { serverIp: this.serverIp, ipxeScriptUrl: this.o.pxeClients.ipxeScriptUrl(this.serverIp) });
+    if (pxe) this.o.log?.info({ mac: clientMac(req), file: pxe.file }, 'dhcp: answered a PXE client');
+    return pxe ? { packet: pxe, decision: null, leasedIp: null } : null;
   }
 
   /** Full mode: an address for every client on this network, plus boot information for Pis. */
@@ -150,6 +155,7 @@ export class DhcpServer {
     } else return null;
 
     const boot = proxyReply(req, { serverIp: this.serverIp, piOuis: this.o.piOuis });
+    const pxe = !boot && this.o.pxeClients ? pxeClientReply(req, { serverIp: this.serverIp, ipxeScriptUrl: this.o.pxeClients.ipxeScriptUrl(this.serverIp) }, true) : null;
     const options = new Map<number, Buffer>();
     options.set(OPT.messageType, Buffer.from([replyType]));
     options.set(OPT.serverId, ipBytes(this.serverIp));
@@ -160,12 +166,13 @@ export class DhcpServer {
       const lease = Buffer.alloc(4);
       lease.writeUInt32BE(this.o.full!.leaseSeconds);
       options.set(OPT.leaseTime, lease);
-      if (boot) for (const [k, v] of boot.reply.options) if (k !== OPT.messageType && k !== OPT.serverId) options.set(k, v);
+      const extra = boot?.reply ?? pxe;
+      if (extra) for (const [k, v] of extra.options) if (k !== OPT.messageType && k !== OPT.serverId) options.set(k, v);
     }
     const packet: DhcpPacket = {
       op: OP.reply, htype: req.htype, hlen: req.hlen, hops: 0, xid: req.xid, secs: 0, flags: req.flags,
-      ciaddr: '0.0.0.0', yiaddr: yiaddr ?? '0.0.0.0', siaddr: boot ? this.serverIp : '0.0.0.0', giaddr: req.giaddr,
-      chaddr: req.chaddr, sname: '', file: '', options,
+      ciaddr: '0.0.0.0', yiaddr: yiaddr ?? '0.0.0.0', siaddr: boot || pxe ? this.serverIp : '0.0.0.0', giaddr: req.giaddr,
+      chaddr: req.chaddr, sname: '', file: pxe?.file ?? '', options,
     };
     return { packet, decision: boot, leasedIp: yiaddr };
   }
