@@ -72,17 +72,7 @@ export function proxyReply(req: DhcpPacket, ctx: ProxyContext): ProxyDecision | 
   }
   if (!pi) return null;
   const tftp = ctx.tftpIp ?? ctx.serverIp;
-  const options = new Map<number, Buffer>();
-  options.set(OPT.messageType, Buffer.from([kind === 'offer' ? MSG.offer : MSG.ack]));
-  let sid = ipCache.get(ctx.serverIp);
-  if (!sid) {
-    if (ipCache.size > 64) ipCache.clear();
-    ipCache.set(ctx.serverIp, (sid = ipBytes(ctx.serverIp)));
-  }
-  options.set(OPT.serverId, sid);
-  options.set(OPT.vendorClass, PXE_CLIENT);
-  const guid = req.options.get(OPT.clientGuid);
-  if (guid) options.set(OPT.clientGuid, guid);
+  const options = pxeOptions(req, kind === 'offer' ? MSG.offer : MSG.ack, ctx.serverIp);
   if (ctx.sendOption66 || tftp !== ctx.serverIp) options.set(OPT.tftpServer, Buffer.from(tftp, 'latin1'));
   options.set(OPT.vendorOptions, pxeMenuOption(ctx.menuText ?? PI_MENU_TEXT));
   return {
@@ -106,6 +96,19 @@ export function proxyReply(req: DhcpPacket, ctx: ProxyContext): ProxyDecision | 
       options,
     },
   };
+}
+
+/** What every PXE answer starts with, in this order: 53, 54, 60 "PXEClient", 97 echoed. */
+function pxeOptions(req: DhcpPacket, type: number, serverIp: string): Map<number, Buffer> {
+  let sid = ipCache.get(serverIp);
+  if (!sid) {
+    if (ipCache.size > 64) ipCache.clear();
+    ipCache.set(serverIp, (sid = ipBytes(serverIp)));
+  }
+  const options = new Map<number, Buffer>([[OPT.messageType, Buffer.from([type])], [OPT.serverId, sid], [OPT.vendorClass, PXE_CLIENT]]);
+  const guid = req.options.get(OPT.clientGuid);
+  if (guid) options.set(OPT.clientGuid, guid);
+  return options;
 }
 
 export function ipBytes(addr: string): Buffer {
@@ -155,12 +158,7 @@ export function pxeClientReply(req: DhcpPacket, ctx: PxeClientContext, alsoReque
   const file = ipxe ? ctx.ipxeScriptUrl : PXE_BOOTFILES[arch];
   if (!file) return null;
   const tftp = ctx.tftpIp ?? ctx.serverIp;
-  const options = new Map<number, Buffer>();
-  options.set(OPT.messageType, Buffer.from([MSG.offer]));
-  options.set(OPT.serverId, ipBytes(ctx.serverIp));
-  options.set(OPT.vendorClass, PXE_CLIENT);
-  const guid = req.options.get(OPT.clientGuid);
-  if (guid) options.set(OPT.clientGuid, guid);
+  const options = pxeOptions(req, MSG.offer, ctx.serverIp);
   options.set(OPT.vendorOptions, Buffer.from([6, 1, 8, 255]));
   if (!ipxe) options.set(OPT.tftpServer, Buffer.from(tftp, 'latin1'));
   options.set(OPT.bootfile, Buffer.from(file, 'latin1'));

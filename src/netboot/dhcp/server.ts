@@ -49,6 +49,8 @@ export class DhcpServer {
   private netmask = '';
   private leases: LeaseTable | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Set at start when PXE clients are served: the script URL depends only on our address. */
+  private pxeCtx: { serverIp: string; ipxeScriptUrl: string } | undefined;
   readonly stats: DhcpStats = { received: 0, malformed: 0, ignored: 0, offers: 0, acks: 0, naks: 0 };
 
   constructor(private readonly o: DhcpServerOptions) {}
@@ -58,6 +60,7 @@ export class DhcpServer {
     if (!addrs?.length) throw new Error(`interface ${this.o.interface} does not exist or has no IPv4 address`);
     this.serverIp = addrs[0]!.address;
     this.netmask = addrs[0]!.netmask;
+    if (this.o.pxeClients) this.pxeCtx = { serverIp: this.serverIp, ipxeScriptUrl: this.o.pxeClients.ipxeScriptUrl(this.serverIp) };
     if (this.o.mode === 'full') {
       if (!this.o.full) throw new Error('full mode needs a lease range');
       this.leases = new LeaseTable(this.o.full.range, this.o.full.leaseSeconds, this.o.full.leasesFile);
@@ -115,7 +118,7 @@ export class DhcpServer {
   private proxy(req: DhcpPacket): { packet: DhcpPacket; decision: ProxyDecision | null; leasedIp: null } | null {
     const d = proxyReply(req, { serverIp: this.serverIp, piOuis: this.o.piOuis });
     if (d) return { packet: d.reply, decision: d, leasedIp: null };
-    const pxe = this.o.pxeClients && pxeClientReply(req, { serverIp: this.serverIp, ipxeScriptUrl: this.o.pxeClients.ipxeScriptUrl(this.serverIp) });
+    const pxe = this.pxeCtx && pxeClientReply(req, this.pxeCtx);
     if (pxe) this.o.log?.info({ mac: clientMac(req), file: pxe.file }, 'dhcp: answered a PXE client');
     return pxe ? { packet: pxe, decision: null, leasedIp: null } : null;
   }
@@ -155,7 +158,7 @@ export class DhcpServer {
     } else return null;
 
     const boot = proxyReply(req, { serverIp: this.serverIp, piOuis: this.o.piOuis });
-    const pxe = !boot && this.o.pxeClients ? pxeClientReply(req, { serverIp: this.serverIp, ipxeScriptUrl: this.o.pxeClients.ipxeScriptUrl(this.serverIp) }, true) : null;
+    const pxe = !boot && this.pxeCtx ? pxeClientReply(req, this.pxeCtx, true) : null;
     const options = new Map<number, Buffer>();
     options.set(OPT.messageType, Buffer.from([replyType]));
     options.set(OPT.serverId, ipBytes(this.serverIp));
