@@ -12,6 +12,7 @@ import { registerAuth } from './auth.js';
 import { errorHandler } from './errors.js';
 import { createMetrics, type ApiMetrics } from './metrics.js';
 import { bootRoutes } from './routes/boot.js';
+import { bootConfigRoutes } from './routes/boot-config.js';
 import { deviceRoutes } from './routes/devices.js';
 import { eventRoutes } from './routes/events.js';
 import { groupRoutes } from './routes/groups.js';
@@ -35,6 +36,9 @@ export interface ApiOptions {
   version?: string;
   /** The per-device boot tree for /boot/v1/files; absent when netboot is off. */
   bootTree?: BootTree | undefined;
+  /** The controller URL a device at a given address should use (rendered into boot config). */
+  serverUrl?: ((client: string | null) => string) | undefined;
+  imageUploadLimit?: number | undefined;
 }
 
 export interface ApiDeps {
@@ -42,6 +46,8 @@ export interface ApiDeps {
   bootTree: BootTree | undefined;
   limiter: AuthFailureLimiter;
   metrics: ApiMetrics;
+  serverUrl: (client: string | null) => string;
+  imageUploadLimit: number | undefined;
 }
 
 export async function buildApp(opts: ApiOptions): Promise<FastifyInstance> {
@@ -57,7 +63,10 @@ export async function buildApp(opts: ApiOptions): Promise<FastifyInstance> {
 
   const limiter = new AuthFailureLimiter(opts.authFailureLimit ?? 10, (opts.authFailureWindowSeconds ?? 60) * 1000);
   const metrics = createMetrics(opts.services.ctx.store);
-  const deps: ApiDeps = { services: opts.services, limiter, metrics, bootTree: opts.bootTree };
+  const deps: ApiDeps = {
+    services: opts.services, limiter, metrics, bootTree: opts.bootTree, imageUploadLimit: opts.imageUploadLimit,
+    serverUrl: opts.serverUrl ?? (() => 'http://127.0.0.1'),
+  };
 
   for (const s of sharedSchemas) app.addSchema(s);
   await app.register(fastifySwagger, {
@@ -95,6 +104,7 @@ export async function buildApp(opts: ApiOptions): Promise<FastifyInstance> {
   await app.register(userRoutes(deps));
   await app.register(eventRoutes(deps));
   await app.register(bootRoutes(deps));
+  await app.register(bootConfigRoutes(deps));
   await app.register(netbootRoutes(deps));
   await registerWeb(app, opts.webRoot ?? null);
   await app.ready();

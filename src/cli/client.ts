@@ -67,7 +67,7 @@ export function normalizeServer(s: string): string {
 
 export class ApiClient {
   readonly server: string;
-  private readonly token: string | undefined;
+  readonly token: string | undefined;
 
   constructor(opts: ClientOptions, requireToken = true) {
     const saved = readSavedLogin();

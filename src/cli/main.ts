@@ -6,6 +6,7 @@ import { registerEvents } from './commands/events.js';
 import { registerLogin } from './commands/login.js';
 import { registerNetboot } from './commands/netboot.js';
 import { registerNode } from './commands/node.js';
+import { registerSdcard } from './commands/images.js';
 import { registerDemo, registerServe } from './commands/serve.js';
 import { registerVirtualPi } from './commands/virtual-pi.js';
 import { EXIT } from './output.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerLogin(program);
   registerNode(program);
   registerGroup(program);
+  registerSdcard(program);
   registerImage(program);
   registerToken(program);
   registerUser(program);

@@ -34,6 +34,8 @@ export interface Config {
     pxeClients: boolean;
   } | null;
   piOuis: string[];
+  boot: { tmpfsSize: string; retrySeconds: number; offlineAfterSeconds: number; authorizedKeysFile: string | undefined };
+  imageUploadLimit: number;
   /** Which file was read, if any. */
   configFile: string | undefined;
   /** Where each value came from, for `config print`. */
@@ -181,9 +183,21 @@ export function loadConfig(opts: LoadOptions = {}): Config {
         throw new DroverError('DROVER_CONFIG_INVALID', `Setting piOuis: "${o}" is not a MAC prefix like b8:27:eb.`);
       }
     }),
+    boot: {
+      tmpfsSize: tmpfsSize(String(values.bootTmpfsSize)),
+      retrySeconds: Number(values.bootRetry),
+      offlineAfterSeconds: Number(values.bootOfflineAfter),
+      authorizedKeysFile: values.authorizedKeysFile as string | undefined,
+    },
+    imageUploadLimit: Number(values.imageUploadLimit),
     configFile: file,
     sources,
   };
+}
+
+function tmpfsSize(v: string): string {
+  if (!/^(\d{1,3}%|\d+[kKmMgG]?)$/.test(v) || v === '0' || v === '0%') throw new DroverError('DROVER_CONFIG_INVALID', `Setting bootTmpfsSize: "${v}" is not a tmpfs size like 50% or 2G.`);
+  return v;
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
@@ -234,6 +248,11 @@ export function describeConfig(c: Config): Record<string, { value: unknown; sour
     dhcpRange: c.dhcp?.range ?? null,
     pxeClients: c.dhcp ? (c.dhcp.pxeClients ? 'on' : 'off') : null,
     piOuis: c.piOuis.join(',') || null,
+    bootTmpfsSize: c.boot.tmpfsSize,
+    bootRetry: c.boot.retrySeconds,
+    bootOfflineAfter: c.boot.offlineAfterSeconds,
+    authorizedKeysFile: c.boot.authorizedKeysFile ?? null,
+    imageUploadLimit: c.imageUploadLimit,
   };
   return Object.fromEntries(Object.entries(shown).map(([k, v]) => [k, { value: v, source: c.sources[k] ?? 'default' }]));
 }

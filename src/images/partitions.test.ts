@@ -81,14 +81,14 @@ describe('partition tables', prereq('sfdisk, mkfs.vfat and mke2fs', tools, 'fdis
     const { writeSync } = await import('node:fs');
     writeSync(fd, b, 0, 1, 1024 + 40);
     closeSync(fd);
-    await assert.rejects(readPartitionTable(reader(img), statSync(img).size), { code: 'DROVER_IMAGE_INVALID', message: /checksum/ });
+    await assert.rejects(readPartitionTable(reader(img), statSync(img).size), { code: 'DROVER_IMAGE_CORRUPT', message: /checksum/ });
   });
 
   it('refuses a truncated image, a bare filesystem, and an image without a root', async () => {
     const img = make('trunc.img', 'label: dos\nstart=8192, size=16384, type=c\nstart=24576, size=16384, type=83\n', [[fat, 8192 * 512]]);
-    await assert.rejects(readPartitionTable(reader(img), 16 * MiB), { code: 'DROVER_IMAGE_INVALID', message: /truncated/ });
-    await assert.rejects(readPartitionTable(reader(ext), statSync(ext).size), { code: 'DROVER_IMAGE_INVALID', message: /no partition table/ });
+    await assert.rejects(readPartitionTable(reader(img), 16 * MiB), { code: 'DROVER_IMAGE_CORRUPT', message: /truncated/ });
+    await assert.rejects(readPartitionTable(reader(ext), statSync(ext).size), { code: 'DROVER_IMAGE_FORMAT', message: /no partition table/ });
     const t = await readPartitionTable(reader(img), statSync(img).size);
-    assert.throws(() => bootAndRoot(t), { code: 'DROVER_IMAGE_INVALID', message: /no ext4 root/ });
+    assert.throws(() => bootAndRoot(t), { code: 'DROVER_IMAGE_NO_ROOT', message: /no ext4 root/ });
   });
 });

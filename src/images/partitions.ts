@@ -28,11 +28,12 @@ export interface PartitionTable {
 const SECTOR = 512;
 const MBR_EXTENDED = new Set([0x05, 0x0f, 0x85]);
 
-const invalid = (msg: string) => new DroverError('DROVER_IMAGE_INVALID', msg);
+// A damaged table is CORRUPT; a file with no table at all is not a disk image (FORMAT).
+const invalid = (msg: string) => new DroverError('DROVER_IMAGE_CORRUPT', msg);
 
 export async function readPartitionTable(read: ReadAt, sourceSize: number): Promise<PartitionTable> {
   const mbr = await read(0, SECTOR);
-  if (mbr.length < SECTOR || mbr.readUInt16LE(510) !== 0xaa55) throw invalid('The image has no partition table (no MBR signature in its first sector); is it a whole-disk image?');
+  if (mbr.length < SECTOR || mbr.readUInt16LE(510) !== 0xaa55) throw new DroverError('DROVER_IMAGE_FORMAT', 'The image has no partition table (no MBR signature in its first sector); is it a whole-disk image?');
   const entries = [0, 1, 2, 3].map((i) => mbrEntry(mbr, 446 + i * 16));
   let parts: Omit<Partition, 'fs'>[];
   let scheme: PartitionTable['scheme'];
@@ -113,7 +114,7 @@ async function gptPartitions(read: ReadAt): Promise<Omit<Partition, 'fs'>[]> {
 }
 
 /** FAT by its boot sector (0x55AA and a "FAT" type string), ext2/3/4 by the superblock magic. */
-async function detectFs(read: ReadAt, offset: number): Promise<FsKind> {
+export async function detectFs(read: ReadAt, offset: number): Promise<FsKind> {
   const head = await read(offset, 2048);
   if (head.length >= 1082 && head.readUInt16LE(1024 + 56) === 0xef53) return 'ext4';
   if (head.length >= 512 && head.readUInt16LE(510) === 0xaa55) {
@@ -127,9 +128,9 @@ async function detectFs(read: ReadAt, offset: number): Promise<FsKind> {
 /** The Pi's boot partition (the first FAT one) and its root (the first ext4 one). */
 export function bootAndRoot(t: PartitionTable): { boot: Partition; root: Partition } {
   const boot = t.partitions.find((p) => p.fs === 'fat');
-  if (!boot) throw new DroverError('DROVER_IMAGE_INVALID', `The image has no FAT boot partition (partitions: ${describe(t)}).`);
+  if (!boot) throw new DroverError('DROVER_IMAGE_NO_BOOT', `The image has no FAT boot partition (partitions: ${describe(t)}).`);
   const root = t.partitions.find((p) => p.fs === 'ext4');
-  if (!root) throw new DroverError('DROVER_IMAGE_INVALID', `The image has no ext4 root partition (partitions: ${describe(t)}).`);
+  if (!root) throw new DroverError('DROVER_IMAGE_NO_ROOT', `The image has no ext4 root partition (partitions: ${describe(t)}).`);
   return { boot, root };
 }
 

@@ -1,6 +1,6 @@
 // The composition root of `drover serve`: config → data dir → store → services → API → listen,
 // and a clean shutdown on SIGINT/SIGTERM.
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from '../api/app.js';
@@ -43,12 +43,27 @@ export function ensureDataDir(dir: string): void {
   }
 }
 
+function readAuthorizedKeys(file: string): string[] {
+  try {
+    return readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  } catch (err) {
+    throw new DroverError('DROVER_CONFIG_INVALID', `Setting authorizedKeysFile: cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
 export async function startServer(config: Config, opts: ServeOptions = {}): Promise<RunningServer> {
   const log = opts.logger ?? createLogger(config.logLevel);
   ensureDataDir(config.dataDir);
   const store = await Store.open(config.database);
   log.info({ database: store.dialect, location: store.location, dataDir: config.dataDir, version: VERSION }, 'store opened');
-  const services = createServices(store, { sessionTtl: config.sessionTtl, dataDir: config.dataDir });
+  const authorizedKeys = config.boot.authorizedKeysFile ? readAuthorizedKeys(config.boot.authorizedKeysFile) : [];
+  const services = createServices(store, {
+    sessionTtl: config.sessionTtl,
+    dataDir: config.dataDir,
+    boot: { tmpfsSize: config.boot.tmpfsSize, retrySeconds: config.boot.retrySeconds, offlineAfterSeconds: config.boot.offlineAfterSeconds, authorizedKeys },
+  });
+  const leftovers = await services.images.cleanLeftovers();
+  if (leftovers) log.warn({ removed: leftovers }, 'removed work directories of image ingests that did not finish (crash or stop)');
   const serverUrl = serverUrlResolver(config.publicUrl, config.listen);
   const bootTree = new BootTree({
     services,
@@ -78,6 +93,8 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
       webRoot: opts.webRoot === undefined ? defaultWebRoot() : opts.webRoot,
       version: VERSION,
       bootTree,
+      serverUrl,
+      imageUploadLimit: config.imageUploadLimit,
     });
     await app.listen({ host: config.listen.host, port: config.listen.port });
     await netboot.start();

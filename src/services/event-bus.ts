@@ -2,8 +2,10 @@
 // several replicas on PostgreSQL this becomes LISTEN/NOTIFY (see docs/architecture.md).
 import { EventEmitter } from 'node:events';
 import type { Device, DroverEvent } from '../domain/records.js';
+import type { IngestJob } from './images.service.js';
 
-export type BusMessage = { kind: 'event'; event: DroverEvent } | { kind: 'device'; device: Device };
+// `progress` is transient (never stored): long work such as an image ingest reporting its phase.
+export type BusMessage = { kind: 'event'; event: DroverEvent } | { kind: 'device'; device: Device } | { kind: 'progress'; job: IngestJob };
 
 export class EventBus {
   private readonly emitter = new EventEmitter();

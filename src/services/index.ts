@@ -9,6 +9,7 @@ import { EventsService } from './events.service.js';
 import { GroupsService } from './groups.service.js';
 import { DeviceTokensService } from './device-tokens.service.js';
 import { ImagesService } from './images.service.js';
+import { BootService, type BootDefaults } from './boot.service.js';
 
 export interface Services {
   ctx: ServiceContext;
@@ -18,17 +19,23 @@ export interface Services {
   events: EventsService;
   images: ImagesService;
   deviceTokens: DeviceTokensService;
+  boot: BootService;
 }
 
-export function createServices(store: Store, opts: { sessionTtl: number; dataDir: string; clock?: Clock; bus?: EventBus }): Services {
+export const DEFAULT_BOOT: BootDefaults = { tmpfsSize: '50%', retrySeconds: 60, offlineAfterSeconds: 30, authorizedKeys: [] };
+
+export function createServices(store: Store, opts: { sessionTtl: number; dataDir: string; clock?: Clock; bus?: EventBus; boot?: BootDefaults }): Services {
   const ctx: ServiceContext = { store, bus: opts.bus ?? new EventBus(), clock: opts.clock ?? systemClock, dataDir: opts.dataDir };
+  const images = new ImagesService(ctx, opts.dataDir);
+  const deviceTokens = new DeviceTokensService(ctx, opts.dataDir);
   return {
     ctx,
     devices: new DevicesService(ctx),
     groups: new GroupsService(ctx),
     auth: new AuthService(ctx, opts.sessionTtl),
     events: new EventsService(ctx),
-    images: new ImagesService(ctx, opts.dataDir),
-    deviceTokens: new DeviceTokensService(ctx, opts.dataDir),
+    images,
+    deviceTokens,
+    boot: new BootService(ctx, images, deviceTokens, opts.dataDir, opts.boot ?? DEFAULT_BOOT),
   };
 }

@@ -53,7 +53,7 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (
     config: { auth: 'device-read' },
     schema: {
       tags: ['events'],
-      summary: 'Live stream (Server-Sent Events): `event: event` for each new event, `event: device` for each changed device',
+      summary: 'Live stream (Server-Sent Events): `event: event` for each new event, `event: device` for each changed device, `event: progress` for running image ingests',
       querystring: StreamQuery,
       produces: ['text/event-stream'],
       response: { 200: Type.String({ description: 'text/event-stream' }), ...errors(404) },
@@ -74,6 +74,10 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (
       if (m.kind === 'event') {
         if (deviceId && m.event.deviceId !== deviceId) return;
         res.write(`id: ${m.event.id}\nevent: event\ndata: ${serializeEvent(m.event)}\n\n`);
+      } else if (m.kind === 'progress') {
+        // Image ingests are controller-wide work; device-scoped streams do not see them.
+        if (deviceId) return;
+        res.write(`event: progress\ndata: ${JSON.stringify(m.job)}\n\n`);
       } else {
         if (deviceId && m.device.id !== deviceId) return;
         res.write(`event: device\ndata: ${serializeDevice(m.device)}\n\n`);

@@ -5,6 +5,7 @@ import type { Group, Image, Token, User } from '../../domain/records.js';
 import { enc } from '../client.js';
 import { ago, printFields, printJson, printTable } from '../output.js';
 import { action, bad, client, globals, parseDuration } from '../run.js';
+import { registerImageCommands } from './images.js';
 import { promptHidden, readStdin } from './login.js';
 
 function parseJsonOption(name: string, text: string | undefined): Record<string, unknown> | undefined {
@@ -129,13 +130,23 @@ export function registerImage(program: Command): void {
         process.stdout.write(r.image ? `Default image: ${r.image.name}:${r.image.tag}.\n` : 'Default image cleared.\n');
       }),
     );
-  image.command('show <image>').description('show an image').action(
+  image.command('show <image>').description('show an image: kernels, models it boots, root filesystem, who uses it').action(
     action(async (ref: string, _o: unknown, cmd: Command) => {
-      const i: Image = await client(cmd).request('GET', `/api/v1/images/${enc(ref)}`);
-      if (globals(cmd).json) return printJson(i);
-      printFields([['id', i.id], ['name', `${i.name}:${i.tag}`], ['kind', i.kind], ['status', i.status], ['sha256', i.sha256], ['created', i.createdAt], ['metadata', JSON.stringify(i.metadata)]]);
+      const c = client(cmd);
+      const i: Image = await c.request('GET', `/api/v1/images/${enc(ref)}`);
+      const usage: { devices: string[]; groups: string[]; isDefault: boolean } = await c.request('GET', `/api/v1/images/${enc(i.id)}/usage`);
+      if (globals(cmd).json) return printJson({ ...i, usage });
+      const m = i.metadata as { kernels?: { file: string; version: string; initramfs: string; missingModules?: string[] }[]; models?: string[]; dtbs?: string[]; rootfs?: { bytes: number; sha256: string; entries: number }; osName?: string; files?: number };
+      const rows: [string, unknown][] = [['id', i.id], ['name', `${i.name}:${i.tag}`], ['kind', i.kind], ['status', i.status], ['sha256', i.sha256]];
+      if (m.osName) rows.push(['os', m.osName]);
+      if (m.kernels?.length) rows.push(['kernels', m.kernels.map((k) => (typeof k === 'string' ? k : `${k.file} ${k.version} → ${k.initramfs}${k.missingModules?.length ? ` (no ${k.missingModules.join(', ')})` : ''}`)).join('; ')]);
+      rows.push(['boots', (m.models ?? []).join(', ') || 'no known Pi model'], ['dtbs', (m.dtbs ?? []).length]);
+      if (m.rootfs) rows.push(['rootfs', `${m.rootfs.bytes} bytes, ${m.rootfs.entries} entries, sha256 ${m.rootfs.sha256}`]);
+      rows.push(['used by', [usage.isDefault ? 'default image' : '', usage.groups.length ? `groups ${usage.groups.join(', ')}` : '', usage.devices.length ? `devices ${usage.devices.join(', ')}` : ''].filter(Boolean).join('; ') || 'nothing'], ['created', i.createdAt]);
+      printFields(rows as Parameters<typeof printFields>[0]);
     }),
   );
+  registerImageCommands(image);
 }
 
 export function registerToken(program: Command): void {

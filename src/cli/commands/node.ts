@@ -183,6 +183,19 @@ export function registerNode(program: Command): void {
     );
 
   node
+    .command('reimage <nodes...>')
+    .description('force a fresh root filesystem download on the next boot (drops an SD stub card\'s cache); reboot the device to apply')
+    .action(
+      action(async (refs: string[], _o: unknown, cmd: Command) => {
+        const c = client(cmd);
+        const out: { node: string; generation: number }[] = [];
+        for (const ref of refs) out.push({ node: ref, ...(await c.request<{ generation: number }>('POST', `/api/v1/devices/${enc(ref)}/reimage`)) });
+        if (globals(cmd).json) return printJson({ items: out });
+        for (const r of out) process.stdout.write(`${r.node}: re-image on next boot (generation ${r.generation})\n`);
+      }),
+    );
+
+  node
     .command('events <node>')
     .description("a device's events, newest first")
     .option('--limit <n>', 'how many', '50')

@@ -11,7 +11,12 @@ export interface RenderContext {
   imageId: string;
   /** Initramfs file in the image for this kernel, if any. */
   initramfs: string | null;
+  /** OS images: Drover's initramfs per kernel file (kernel8.img → drover-initramfs8). */
+  osKernels?: { file: string; initramfs: string }[] | undefined;
 }
+
+/** Arguments that point the kernel at the SD card's root; a RAM-booted Pi has none. */
+const SD_ROOT_ARGS = /^(root|rootfstype|init|fsck\.repair|fsck\.mode|resize|splash|plymouth\.[a-z-]+|systemd\.run[a-z_]*)(=|$)/;
 
 /** Drover's own arguments; any `drover.*` already in the original are replaced. */
 export function droverArgs(c: RenderContext): string[] {
@@ -30,12 +35,26 @@ export function renderCmdline(original: string | null, c: RenderContext): string
   const base = (original ?? 'console=serial0,115200 console=tty1 rootwait')
     .replace(/\r?\n/g, ' ')
     .split(/\s+/)
-    .filter((a) => a && !a.startsWith('drover.'));
+    .filter((a) => a && !a.startsWith('drover.') && !(c.osKernels && SD_ROOT_ARGS.test(a)));
   // cmdline.txt must be a single line.
   return `${[...base, ...droverArgs(c)].join(' ')}\n`;
 }
 
+/** Which Drover initramfs each model's firmware loads: kernel8 for all, kernel_2712 for the Pi 5. */
+export function initramfsLines(kernels: { file: string; initramfs: string }[]): string[] {
+  const by = new Map(kernels.map((k) => [k.file, k.initramfs]));
+  const first = by.get('kernel8.img') ?? by.get('kernel7l.img') ?? by.get('kernel7.img') ?? kernels[0]?.initramfs;
+  const lines = first ? [`initramfs ${first} followkernel`] : [];
+  if (by.has('kernel_2712.img')) lines.push('[pi5]', `initramfs ${by.get('kernel_2712.img')} followkernel`, '[all]');
+  return lines;
+}
+
 export function renderConfigTxt(original: string | null, c: RenderContext): string {
+  if (c.osKernels) {
+    // The image's own initramfs would boot from the SD card: Drover's replaces it.
+    const text = (original ?? '').split(/\r?\n/).filter((l) => !/^\s*(auto_initramfs|initramfs)\b/.test(l)).join('\n').replace(/\s*$/, '');
+    return `${[text, '', `# --- rendered by Drover for ${c.deviceId} (serial ${c.serial}); edits here are overwritten ---`, '[all]', ...initramfsLines(c.osKernels)].join('\n')}\n`;
+  }
   const text = (original ?? '').replace(/\s*$/, '');
   const lines = [
     text,

@@ -100,6 +100,7 @@ export class BootTree {
       bootMode: device?.bootMode ?? group?.bootMode ?? 'ramroot',
       imageId: image.id,
       initramfs: initramfs.find((f) => f === 'initramfs8') ?? initramfs[0] ?? null,
+      osKernels: image.kind === 'os-image' ? (image.metadata.kernels as { file: string; initramfs: string }[]) : undefined,
     };
   }
 

@@ -171,6 +171,12 @@ export class DevicesRepository {
     return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
   }
 
+  /** Ids of (up to `limit`) devices assigned to an image. */
+  async idsWithImage(imageId: string, limit: number): Promise<string[]> {
+    const rows = await this.db.selectFrom('devices').select('id').where('image_id', '=', imageId).limit(limit).execute();
+    return rows.map((r) => r.id);
+  }
+
   async countInGroup(groupId: string): Promise<number> {
     const row = await this.db
       .selectFrom('devices')

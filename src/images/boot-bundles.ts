@@ -1,0 +1,100 @@
+// Bundles of an image's boot files for devices that boot from an SD card:
+//  - the SD stub (drover sdcard build, and its self-update): firmware, kernels, DTBs, overlays,
+//    Drover's initramfs, and config.txt/cmdline.txt rendered for stub mode (no device token:
+//    a stub card is generic; the initramfs finds its token by serial, as netboot does);
+//  - cattlepi's initfs.tgz (its boot partition tarball), cached beside the image.
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import type { Image } from '../domain/records.js';
+import { initramfsLines } from '../netboot/bootfiles/render.js';
+import { TarWriter } from './tar.js';
+
+export interface BundleFile {
+  path: string;
+  data: Buffer;
+}
+
+const SD_ROOT_ARGS = /^(root|rootfstype|init|fsck\.repair|fsck\.mode|resize|splash|plymouth\.[a-z-]+|drover\.[a-z]+)(=|$)/;
+
+async function walk(root: string, dir = root, out: string[] = []): Promise<string[]> {
+  for (const e of (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const abs = join(dir, e.name);
+    if (e.isDirectory()) await walk(root, abs, out);
+    else if (e.isFile()) out.push(abs.slice(root.length + 1));
+  }
+  return out;
+}
+
+/** The stub's files: the image's boot tree with config.txt and cmdline.txt for stub mode. */
+export async function stubFiles(bootDir: string, image: Image, o: { server: string; version: string }): Promise<BundleFile[]> {
+  const kernels = (image.metadata.kernels ?? []) as { file: string; initramfs: string }[];
+  const out: BundleFile[] = [];
+  let config = '';
+  let cmdline = 'console=serial0,115200 console=tty1';
+  for (const rel of await walk(bootDir)) {
+    if (rel === 'config.txt') config = await readFile(join(bootDir, rel), 'utf8');
+    else if (rel === 'cmdline.txt') cmdline = await readFile(join(bootDir, rel), 'utf8');
+    else if (!/^(initramfs|initrd)/.test(rel)) out.push({ path: rel, data: await readFile(join(bootDir, rel)) });
+  }
+  const cfg = config.split(/\r?\n/).filter((l) => !/^\s*(auto_initramfs|initramfs)\b/.test(l)).join('\n').replace(/\s*$/, '');
+  out.push({ path: 'config.txt', data: Buffer.from(`${cfg}\n\n# --- Drover SD stub (${image.name}:${image.tag}) ---\n[all]\n${initramfsLines(kernels).join('\n')}\n`) });
+  const args = cmdline.replace(/\r?\n/g, ' ').split(/\s+/).filter((a) => a && !SD_ROOT_ARGS.test(a));
+  out.push({ path: 'cmdline.txt', data: Buffer.from(`${[...args, `drover.server=${o.server}`, 'drover.boot=sdstub'].join(' ')}\n`) });
+  out.push({ path: 'drover-stub.version', data: Buffer.from(`${o.version}\n`) });
+  return out;
+}
+
+export async function tarOf(files: BundleFile[], mtimeNs = 0n): Promise<Buffer> {
+  const tar = new TarWriter();
+  const chunks: Buffer[] = [];
+  const collecting = (async () => {
+    for await (const c of tar.stream as AsyncIterable<Buffer>) chunks.push(c);
+  })();
+  const dirs = new Set<string>();
+  for (const f of [...files].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    const parts = f.path.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const d = parts.slice(0, i).join('/');
+      if (dirs.has(d)) continue;
+      dirs.add(d);
+      await tar.add({ path: d, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtimeNs });
+    }
+    await tar.add({ path: f.path, type: 'file', mode: 0o644, uid: 0, gid: 0, mtimeNs, size: f.data.length }, f.data);
+  }
+  await tar.finish();
+  await collecting;
+  return Buffer.concat(chunks);
+}
+
+export async function stubTar(bootDir: string, image: Image, o: { server: string; version: string }): Promise<Buffer> {
+  return tarOf(await stubFiles(bootDir, image, o));
+}
+
+/** cattlepi's initfs: the boot partition as a tar.gz, built once per image and kept beside it. */
+export async function cattlepiInitfs(bootDir: string, _image: Image): Promise<{ path: string; md5: string }> {
+  const path = join(bootDir, '..', 'cattlepi-initfs.tgz');
+  const md5File = `${path}.md5`;
+  try {
+    await stat(path);
+    return { path, md5: (await readFile(md5File, 'utf8')).trim() };
+  } catch {
+    /* build it */
+  }
+  const files: BundleFile[] = [];
+  for (const rel of await walk(bootDir)) files.push({ path: rel, data: await readFile(join(bootDir, rel)) });
+  const data = gzipSync(await tarOf(files));
+  const md5 = createHash('md5').update(data).digest('hex');
+  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(`${md5File}.tmp`, `${md5}\n`);
+    await rename(`${md5File}.tmp`, md5File);
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  return { path, md5 };
+}

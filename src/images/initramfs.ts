@@ -1,0 +1,187 @@
+// Drover's initramfs for one kernel of an OS image: the image's own busybox (with its shared
+// libraries when it is not static, as initramfs-tools' copy_exec does), the kernel modules the
+// boot needs from the image's module tree with their dependencies, and Drover's /init
+// (data/initramfs/init). Built at ingest; nothing is taken from the controller host.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { posix } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { DroverError } from '../domain/errors.js';
+import { cpioNewc, sortForCpio, type CpioEntry } from './cpio.js';
+import { readElf, type ElfInfo } from './elf.js';
+import type { Ext4 } from './ext4.js';
+
+/** Modules the boot may need, in load order; ones the kernel has built in or lacks are skipped. */
+export const INITRAMFS_MODULES = [
+  // buses and network: QEMU virt (virtio), Pi 4/5 (genet, the bcmgenet driver), Pi 3B+ (lan78xx)
+  // and Pi 3B (smsc95xx) behind the USB host controllers a distribution kernel has as modules
+  'virtio_pci', 'virtio_mmio', 'virtio_net', 'virtio_blk', 'genet', 'mdio_bcm_unimac', 'dwc2', 'pcie_brcmstb', 'reset_raspberrypi', 'xhci_pci', 'lan78xx', 'smsc95xx',
+  // the SD card's cache partition
+  'mmc_block', 'sdhci_iproc', 'vfat', 'nls_cp437', 'nls_ascii', 'nls_iso8859_1',
+  // the root: squashfs on a loop device, tmpfs upper, overlayfs
+  'loop', 'squashfs', 'overlay',
+];
+
+const BUSYBOX_PATHS = ['/usr/bin/busybox', '/bin/busybox', '/usr/lib/initramfs-tools/bin/busybox', '/sbin/busybox'];
+const TRIPLETS: Record<string, string> = { arm64: 'aarch64-linux-gnu', armhf: 'arm-linux-gnueabihf', x86_64: 'x86_64-linux-gnu' };
+
+export interface InitramfsResult {
+  data: Buffer;
+  modules: string[];
+  missingModules: string[];
+  busybox: { path: string; static: boolean; libs: string[] };
+}
+
+function dataFile(name: string): Buffer {
+  // src/images/ → ../../data, dist/src/images/ → ../../../data
+  for (const rel of [`../../data/initramfs/${name}`, `../../../data/initramfs/${name}`]) {
+    const url = new URL(rel, import.meta.url);
+    if (existsSync(url)) return readFileSync(url);
+  }
+  throw new Error(`data/initramfs/${name} not found`);
+}
+
+/** modules.dep: module name (dashes as underscores) → its file and its dependencies' files. */
+export function parseModulesDep(text: string): Map<string, { file: string; deps: string[] }> {
+  const out = new Map<string, { file: string; deps: string[] }>();
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const file = line.slice(0, colon).trim();
+    const deps = line.slice(colon + 1).trim().split(/\s+/).filter(Boolean);
+    out.set(moduleName(file), { file, deps });
+  }
+  return out;
+}
+
+/** modules.softdep: `softdep ext4 pre: crc32c` → ext4 → [crc32c]. */
+export function parseSoftdeps(text: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const line of text.split('\n')) {
+    const m = /^softdep\s+(\S+)\s+(.*)$/.exec(line.trim());
+    if (!m) continue;
+    const names = m[2]!.split(/\s+/).filter((w) => w && !w.endsWith(':')).map((w) => w.replace(/-/g, '_'));
+    out.set(m[1]!.replace(/-/g, '_'), [...(out.get(m[1]!) ?? []), ...names]);
+  }
+  return out;
+}
+
+export const moduleName = (file: string) => posix.basename(file).replace(/\.ko(\.(xz|gz|zst))?$/, '').replace(/-/g, '_');
+
+function decompressModule(file: string, data: Buffer): Buffer {
+  if (file.endsWith('.ko')) return data;
+  const tool = file.endsWith('.xz') ? ['xz', '-dc'] : file.endsWith('.zst') ? ['zstd', '-dc'] : ['gzip', '-dc'];
+  const r = spawnSync(tool[0]!, tool.slice(1), { input: data, maxBuffer: 256 * 1024 * 1024 });
+  if (r.status !== 0) throw new DroverError('DROVER_IMAGE_CORRUPT', `Kernel module ${file} did not decompress with ${tool[0]}${r.error ? ` (${r.error.message})` : ''}.`);
+  return r.stdout;
+}
+
+export async function buildInitramfs(fs: Ext4, kernelVersion: string, arch: string, extra: { version: string }): Promise<InitramfsResult> {
+  const entries: CpioEntry[] = [];
+  const dirs = new Set<string>();
+  const addDir = (p: string) => {
+    for (let d = p; d && d !== '.' && !dirs.has(d); d = posix.dirname(d)) {
+      dirs.add(d);
+      entries.push({ path: d, type: 'dir', mode: 0o755 });
+    }
+  };
+  const addFile = (p: string, data: Buffer, mode = 0o644) => {
+    addDir(posix.dirname(p));
+    entries.push({ path: p, type: 'file', mode, data });
+  };
+  for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'dev', 'proc', 'sys', 'run', 'tmp', 'newroot', 'etc/drover', 'lib']) addDir(d);
+  // The kernel opens /dev/console before /init runs; devtmpfs is mounted only later.
+  entries.push({ path: 'dev/console', type: 'chardev', mode: 0o600, devMajor: 5, devMinor: 1 });
+
+  // busybox from the image itself, so its architecture always matches the kernel's.
+  let bbPath: string | null = null;
+  let bb: Buffer | null = null;
+  for (const p of BUSYBOX_PATHS) {
+    const e = await fs.lookup(p);
+    if (!e) continue;
+    bb = await fs.readFileAll(p, 16 * 1024 * 1024);
+    bbPath = p;
+    break;
+  }
+  if (!bb || !bbPath) throw new DroverError('DROVER_IMAGE_NO_KERNEL', 'The image has no busybox (looked in /usr/bin, /bin, /usr/lib/initramfs-tools/bin); install the busybox package in the image so Drover can build its initramfs from it.');
+  const elf: ElfInfo = readElf(bb);
+  if (arch !== 'unknown' && elf.arch !== arch) throw new DroverError('DROVER_IMAGE_NO_KERNEL', `The image's busybox is for ${elf.arch} but its kernel ${kernelVersion} is for ${arch}.`);
+  addFile('bin/busybox', bb, 0o755);
+  entries.push({ path: 'bin/sh', type: 'symlink', mode: 0o777, linkTarget: 'busybox' });
+  const libs = elf.isStatic ? [] : await copySharedLibs(fs, elf, addFile, entries);
+
+  // Modules and their dependencies (hard and soft), uncompressed so busybox modprobe loads them.
+  const modRoot = `/lib/modules/${kernelVersion}`;
+  const depText = (await fs.readFileAll(`${modRoot}/modules.dep`, 64 * 1024 * 1024)).toString('utf8');
+  const deps = parseModulesDep(depText);
+  const soft = (await fs.lookup(`${modRoot}/modules.softdep`)) ? parseSoftdeps((await fs.readFileAll(`${modRoot}/modules.softdep`)).toString('utf8')) : new Map<string, string[]>();
+  const builtin = (await fs.lookup(`${modRoot}/modules.builtin`))
+    ? new Set((await fs.readFileAll(`${modRoot}/modules.builtin`)).toString('utf8').split('\n').filter(Boolean).map(moduleName))
+    : new Set<string>();
+  const wanted: string[] = [];
+  const missing: string[] = [];
+  const include = new Map<string, string>(); // module file → file in the initramfs
+  const visit = (name: string, depth: number) => {
+    const m = deps.get(name);
+    if (!m || depth > 32) return false;
+    for (const s of soft.get(name) ?? []) visit(s, depth + 1);
+    for (const d of m.deps) visit(moduleName(d), depth + 1);
+    include.set(m.file, m.file.replace(/\.ko\.(xz|gz|zst)$/, '.ko'));
+    return true;
+  };
+  for (const name of INITRAMFS_MODULES) {
+    if (visit(name, 0)) wanted.push(name);
+    else if (!builtin.has(name)) missing.push(name);
+  }
+  const depLines: string[] = [];
+  for (const [file, out] of include) {
+    const data = decompressModule(file, await fs.readFileAll(`${modRoot}/${file}`, 64 * 1024 * 1024));
+    addFile(posix.join('lib/modules', kernelVersion, out), data);
+    const m = deps.get(moduleName(file))!;
+    depLines.push(`${out}: ${m.deps.map((d) => d.replace(/\.ko\.(xz|gz|zst)$/, '.ko')).join(' ')}`.trimEnd());
+  }
+  addFile(posix.join('lib/modules', kernelVersion, 'modules.dep'), Buffer.from(`${depLines.join('\n')}\n`));
+  const softLines = [...soft].filter(([n]) => include.has(deps.get(n)?.file ?? '')).map(([n, s]) => `softdep ${n} pre: ${s.join(' ')}`);
+  addFile(posix.join('lib/modules', kernelVersion, 'modules.softdep'), Buffer.from(`${softLines.join('\n')}\n`));
+
+  addFile('init', dataFile('init'), 0o755);
+  addFile('etc/drover/udhcpc.script', dataFile('udhcpc.script'), 0o755);
+  addFile('etc/drover/modules', Buffer.from(`${wanted.join('\n')}\n`));
+  addFile('etc/drover/version', Buffer.from(`${extra.version}\n`));
+  const data = gzipSync(cpioNewc(sortForCpio(entries)), { level: 6 });
+  return { data, modules: wanted, missingModules: missing, busybox: { path: bbPath, static: elf.isStatic, libs } };
+}
+
+/** The interpreter and DT_NEEDED libraries, found in the image's library directories. */
+async function copySharedLibs(fs: Ext4, elf: ElfInfo, addFile: (p: string, d: Buffer, mode?: number) => void, entries: CpioEntry[]): Promise<string[]> {
+  const triplet = TRIPLETS[elf.arch] ?? '';
+  const dirs = [`/lib/${triplet}`, `/usr/lib/${triplet}`, '/lib', '/usr/lib', '/lib64', '/usr/lib64'];
+  const copied: string[] = [];
+  const seen = new Set<string>();
+  if (elf.interpreter) {
+    const data = await fs.readFileAll(elf.interpreter, 32 * 1024 * 1024);
+    addFile(elf.interpreter.replace(/^\//, ''), data, 0o755);
+    copied.push(elf.interpreter);
+  }
+  const queue = [...elf.needed];
+  while (queue.length) {
+    const name = queue.shift()!;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    let found = false;
+    for (const d of dirs) {
+      const p = posix.join(d, name);
+      if (!(await fs.lookup(p))) continue;
+      const data = await fs.readFileAll(p, 32 * 1024 * 1024);
+      // Both the multiarch directory and /lib are on glibc's default search path.
+      addFile(posix.join('lib', triplet, name), data, 0o755);
+      if (triplet) entries.push({ path: posix.join('lib', name), type: 'symlink', mode: 0o777, linkTarget: posix.join(triplet, name) });
+      copied.push(p);
+      queue.push(...readElf(data).needed);
+      found = true;
+      break;
+    }
+    if (!found) throw new DroverError('DROVER_IMAGE_NO_KERNEL', `busybox in the image needs ${name}, which is not in the image's library directories.`);
+  }
+  return copied;
+}
