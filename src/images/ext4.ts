@@ -407,7 +407,8 @@ export class Ext4 {
 
   /**
    * The whole tree, depth first: each directory before its children, children in bytewise name
-   * order, '.' and '..' left out. Hard links appear once per name, with the same `ino`.
+   * order, '.' and '..' left out. Hard links appear once per name, with the same `ino`. Small
+   * files about to be yielded are read ahead, so readFile() on each entry as it comes is cheap.
    */
   async *walk(): AsyncGenerator<Ext4Entry> {
     const root = await this.inode(ROOT_INO, '');
@@ -450,7 +451,10 @@ export class Ext4 {
     }
   }
 
-  /** The entry at `path`; symlinks are followed in the directories on the way, not in the last component. */
+  /**
+   * The entry at `path`, or null if there is none. Symlinks are followed in the directories on the
+   * way (at most 40), not in the last component; the entry's `path` is the resolved one.
+   */
   async lookup(path: string): Promise<Ext4Entry | null> {
     const r = await this.resolve(path, false);
     return r ? this.entry(r.path, undefined, r.inode) : null;
@@ -461,7 +465,7 @@ export class Ext4 {
     const r = await this.resolve(path, true);
     if (!r) throw invalid(`The root filesystem has no directory /${splitPath(path).join('/')}.`);
     if (TYPES[r.inode.mode & 0xf000] !== 'dir') throw invalid(`/${r.path} in the root filesystem is not a directory.`);
-    return (await this.children(r.inode, r.path)).map((c) => c.name.toString('utf8'));
+    return (await this.listing(r.inode, r.path)).map((c) => c.name.toString('utf8'));
   }
 
   /**
@@ -721,6 +725,16 @@ export class Ext4 {
     return out;
   }
 
+  /** children() remembered for lookups, which keep passing through the same few directories. */
+  private async listing(dir: Inode, path: string): Promise<DirChild[]> {
+    let list = this.dirCache.get(dir.ino);
+    if (!list) {
+      list = await this.children(dir, path);
+      this.dirCache.set(dir.ino, list);
+    }
+    return list;
+  }
+
   private async resolve(path: string, followLast: boolean): Promise<{ inode: Inode; path: string } | null> {
     let todo = splitPath(path);
     const stack: { name: string; inode: Inode }[] = [];
@@ -737,12 +751,7 @@ export class Ext4 {
         continue;
       }
       const want = Buffer.from(c);
-      let list = this.dirCache.get(cur.ino);
-      if (!list) {
-        list = await this.children(cur, curPath);
-        this.dirCache.set(cur.ino, list);
-      }
-      const hit = list.find((d) => d.name.equals(want));
+      const hit = (await this.listing(cur, curPath)).find((d) => d.name.equals(want));
       if (!hit) return null;
       const childPath = curPath ? `${curPath}/${c}` : c;
       const inode = await this.inode(hit.ino, childPath);
@@ -780,20 +789,30 @@ export class Ext4 {
     const out: Run[] = [];
     if (nblocks === 0) return out;
     let next = 0;
+    // A file cannot own more blocks than the filesystem has; past that, shared tree blocks or
+    // pointers would only make a damaged file cost unbounded time and memory.
+    let mapped = 0;
     const add = (lblk: number, pblk: number, len: number, uninit: boolean) => {
       if (lblk < next) throw corrupt(`The ext ${this.where(inode.ino, path)} maps logical block ${lblk} twice (overlapping or unordered extents).`);
       next = lblk + len;
+      mapped += len;
+      if (mapped > this.blocksCount) throw corrupt(`The ext ${this.where(inode.ino, path)} maps more blocks than the filesystem has.`);
       const last = out[out.length - 1];
       if (last && last.lblk + last.len === lblk && last.pblk + last.len === pblk && last.uninit === uninit) last.len += len;
       else out.push({ lblk, pblk, len, uninit });
     };
-    if (inode.flags & FL_EXTENTS) await this.extentNode(inode.raw.subarray(0x28, 0x28 + 60), 4, null, nblocks, inode, path, add);
+    if (inode.flags & FL_EXTENTS) await this.extentNode(inode.raw.subarray(0x28, 0x28 + 60), 4, null, 0, Infinity, nblocks, inode, path, add);
     else await this.blockMap(inode, path, nblocks, add);
     return out;
   }
 
+  /**
+   * One node of an extent tree. Entries must lie in [lo, hi), the range its parent's index entry
+   * gives it, and non-root nodes must not be empty: together that makes every node cover its own
+   * logical range, so a damaged tree cannot send the reader through the same blocks again and again.
+   */
   private async extentNode(
-    node: Buffer, capacity: number, depthWanted: number | null, nblocks: number, inode: Inode, path: string | undefined,
+    node: Buffer, capacity: number, depthWanted: number | null, lo: number, hi: number, nblocks: number, inode: Inode, path: string | undefined,
     add: (lblk: number, pblk: number, len: number, uninit: boolean) => void,
   ): Promise<void> {
     const bad = (why: string) => corrupt(`The extent tree of ext ${this.where(inode.ino, path)} is damaged: ${why}.`);
@@ -803,9 +822,13 @@ export class Ext4 {
     const depth = node.readUInt16LE(6);
     if (entries > max || max > capacity) throw bad(`a node claims ${entries} of ${max} entries where ${capacity} fit`);
     if (depth > MAX_EXTENT_DEPTH || (depthWanted !== null && depth !== depthWanted)) throw bad(`a node has depth ${depth}${depthWanted !== null ? `, expected ${depthWanted}` : ''}`);
+    if (depthWanted !== null && entries === 0) throw bad('a node below the root is empty');
+    let prev = -1;
     for (let i = 0; i < entries; i++) {
       const e = 12 + i * 12;
       const lblk = node.readUInt32LE(e);
+      if (lblk < lo || lblk >= hi || lblk <= prev) throw bad(`an entry for logical block ${lblk} is out of order or outside its parent's range`);
+      prev = lblk;
       if (lblk >= nblocks) break;
       if (depth === 0) {
         let len = node.readUInt16LE(e + 4);
@@ -819,7 +842,8 @@ export class Ext4 {
         const leaf = node.readUInt32LE(e + 4) + node.readUInt16LE(e + 8) * TWO32;
         this.checkBlocks(leaf, 1, inode.ino, path, 'extent tree node');
         const child = await this.bytes(leaf * this.blockSize, this.blockSize, () => `an extent tree node of ${this.where(inode.ino, path)}`);
-        await this.extentNode(child, Math.floor((this.blockSize - 12) / 12), depth - 1, nblocks, inode, path, add);
+        const end = i + 1 < entries ? node.readUInt32LE(e + 12) : hi;
+        await this.extentNode(child, Math.floor((this.blockSize - 12) / 12), depth - 1, lblk, end, nblocks, inode, path, add);
       }
     }
   }

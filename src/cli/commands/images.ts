@@ -203,18 +203,18 @@ export function registerSdcard(program: Command): void {
     .description('write a flashable card image: a FAT partition with firmware, kernel, Drover initramfs and config, and a cache partition')
     .requiredOption('--out <file>', 'the card image to write (flash it with dd, rpi-imager or bmaptool)')
     .option('--image <image>', 'whose kernels and firmware go on the card (default: the default image)')
-    .option('--server <url>', 'the controller URL the card uses (default: --server / the login)')
+    .option('--card-server <url>', 'the controller URL written onto the card, when devices reach the controller by another address than this CLI does (default: --server)')
     .option('--wifi-ssid <ssid>', 'join this Wi-Fi network instead of wired Ethernet')
     .option('--wifi-psk-file <file>', 'a file holding the Wi-Fi passphrase (kept off the command line)')
     .option('--cache-size <MiB>', 'size of the cache partition in MiB', '4096')
     .action(
-      action(async (o: { out: string; image?: string; server?: string; wifiSsid?: string; wifiPskFile?: string; cacheSize: string }, cmd: Command) => {
+      action(async (o: { out: string; image?: string; cardServer?: string; wifiSsid?: string; wifiPskFile?: string; cacheSize: string }, cmd: Command) => {
         const c = client(cmd);
         const json = Boolean(globals(cmd).json);
         if (Boolean(o.wifiSsid) !== Boolean(o.wifiPskFile)) throw bad('--wifi-ssid and --wifi-psk-file go together.');
         const cacheSizeMiB = Number(o.cacheSize);
         if (!Number.isInteger(cacheSizeMiB) || cacheSizeMiB < 0) throw bad('--cache-size is a whole number of MiB.');
-        const server = (o.server ?? c.server).replace(/\/$/, '');
+        const server = (o.cardServer ?? c.server).replace(/\/$/, '');
         const q = new URLSearchParams({ server, ...(o.image ? { image: o.image } : {}) });
         const res = await c.raw('GET', `/api/v1/sdcard/stub.tar?${q.toString()}`);
         if (!res.ok) {
