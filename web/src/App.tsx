@@ -8,6 +8,7 @@ import { LiveProvider } from './live';
 import { DevicePage } from './pages/DevicePage';
 import { EventsPage } from './pages/EventsPage';
 import { FleetPage } from './pages/FleetPage';
+import { ImagesPage } from './pages/ImagesPage';
 import { LoginPage } from './pages/LoginPage';
 import { NotFoundPage } from './pages/NotFoundPage';
 import { matchRoute, navigate, useLocation } from './router';
@@ -70,6 +71,8 @@ export function App() {
               <DevicePage key={route.id} id={route.id} />
             ) : route.name === 'events' ? (
               <EventsPage query={location.query} />
+            ) : route.name === 'images' ? (
+              <ImagesPage />
             ) : (
               <NotFoundPage path={route.path} />
             )}

@@ -126,6 +126,29 @@ export async function request<T>(method: string, path: string, opts: RequestOpti
   return json as T;
 }
 
+/** Streams a file to POST /api/v1/images with upload progress (fetch cannot report it). */
+export function uploadImage(file: File, query: Record<string, string>, onProgress: (sent: number, total: number) => void): Promise<IngestJob> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', `/api/v1/images?${new URLSearchParams(query).toString()}`);
+    xhr.setRequestHeader('content-type', 'application/octet-stream');
+    if (currentToken) xhr.setRequestHeader('authorization', `Bearer ${currentToken}`);
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.total || file.size);
+    xhr.onerror = () => reject(new ApiError(0, 'HTTP_0', 'The upload failed: the controller could not be reached.', ''));
+    xhr.onload = () => {
+      let body: { code?: string; message?: string; fix?: string } & Partial<IngestJob> = {};
+      try {
+        body = JSON.parse(xhr.responseText) as typeof body;
+      } catch {
+        /* not JSON */
+      }
+      if (xhr.status === 202) resolve(body as IngestJob);
+      else reject(new ApiError(xhr.status, body.code ?? `HTTP_${xhr.status}`, body.message ?? xhr.statusText, body.fix ?? ''));
+    };
+    xhr.send(file);
+  });
+}
+
 export const api = {
   get: <T>(path: string, query?: Query, signal?: AbortSignal) => request<T>('GET', path, { query, ...(signal ? { signal } : {}) }),
   post: <T>(path: string, body: unknown = {}) => request<T>('POST', path, { body }),
@@ -134,7 +157,22 @@ export const api = {
 
 // --- live stream --------------------------------------------------------------------------
 
-export type StreamMessage = { kind: 'event'; event: DroverEvent } | { kind: 'device'; device: Device };
+export interface IngestJob {
+  id: string;
+  name: string;
+  tag: string;
+  source: string;
+  status: 'running' | 'done' | 'failed';
+  phase: string;
+  done: number;
+  total: number | null;
+  startedAt: string;
+  finishedAt: string | null;
+  imageId: string | null;
+  error: { code: string; message: string } | null;
+}
+
+export type StreamMessage = { kind: 'event'; event: DroverEvent } | { kind: 'device'; device: Device } | { kind: 'progress'; job: IngestJob };
 export type StreamStatus = 'connecting' | 'live' | 'reconnecting';
 
 export interface StreamHandlers {
@@ -168,6 +206,7 @@ export function openEventStream(handlers: StreamHandlers): () => void {
     }
     if (type === 'event') handlers.message({ kind: 'event', event: parsed as DroverEvent });
     else if (type === 'device') handlers.message({ kind: 'device', device: parsed as Device });
+    else if (type === 'progress') handlers.message({ kind: 'progress', job: parsed as IngestJob });
   };
 
   const connect = async () => {

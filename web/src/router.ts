@@ -38,6 +38,7 @@ export type Route =
   | { name: 'fleet' }
   | { name: 'device'; id: string }
   | { name: 'events' }
+  | { name: 'images' }
   | { name: 'login' }
   | { name: 'not-found'; path: string };
 
@@ -45,6 +46,7 @@ export function matchRoute(path: string): Route {
   if (path === '/' || path === '') return { name: 'fleet' };
   if (path === '/login') return { name: 'login' };
   if (path === '/events') return { name: 'events' };
+  if (path === '/images') return { name: 'images' };
   const m = /^\/devices\/([^/]+)\/?$/.exec(path);
   if (m) return { name: 'device', id: decodeURIComponent(m[1]!) };
   return { name: 'not-found', path };
@@ -57,6 +59,7 @@ export const paths = {
   },
   device: (id: string) => `/devices/${encodeURIComponent(id)}`,
   events: () => '/events',
+  images: () => '/images',
   login: () => '/login',
 };
 

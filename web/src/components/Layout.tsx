@@ -23,6 +23,9 @@ export function Layout({ route, children }: { route: Route; children: ReactNode 
             <Link to={paths.fleet()} className={route.name === 'fleet' || route.name === 'device' ? 'nav-link active' : 'nav-link'}>
               Fleet
             </Link>
+            <Link to={paths.images()} className={route.name === 'images' ? 'nav-link active' : 'nav-link'}>
+              Images
+            </Link>
             <Link to={paths.events()} className={route.name === 'events' ? 'nav-link active' : 'nav-link'}>
               Events
             </Link>
