@@ -72,6 +72,9 @@ export async function stubTar(bootDir: string, image: Image, o: { server: string
   return tarOf(await stubFiles(bootDir, image, o));
 }
 
+/** Builds in progress, by path: concurrent first requests wait for the same one. */
+const initfsBuilds = new Map<string, Promise<{ path: string; md5: string }>>();
+
 /** cattlepi's initfs: the boot partition as a tar.gz, built once per image and kept beside it. */
 export async function cattlepiInitfs(bootDir: string, _image: Image): Promise<{ path: string; md5: string }> {
   const path = join(bootDir, '..', 'cattlepi-initfs.tgz');
@@ -82,18 +85,30 @@ export async function cattlepiInitfs(bootDir: string, _image: Image): Promise<{ 
   } catch {
     /* build it */
   }
+  let build = initfsBuilds.get(path);
+  if (!build) {
+    build = buildCattlepiInitfs(bootDir, path, md5File).finally(() => initfsBuilds.delete(path));
+    initfsBuilds.set(path, build);
+  }
+  return build;
+}
+
+async function buildCattlepiInitfs(bootDir: string, path: string, md5File: string): Promise<{ path: string; md5: string }> {
   const files: BundleFile[] = [];
   for (const rel of await walk(bootDir)) files.push({ path: rel, data: await readFile(join(bootDir, rel)) });
   const data = gzipSync(await tarOf(files));
   const md5 = createHash('md5').update(data).digest('hex');
-  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  const suffix = `${randomBytes(4).toString('hex')}.tmp`;
+  const tmp = `${path}.${suffix}`;
+  const md5Tmp = `${md5File}.${suffix}`;
   try {
-    await writeFile(`${md5File}.tmp`, `${md5}\n`);
-    await rename(`${md5File}.tmp`, md5File);
+    await writeFile(md5Tmp, `${md5}\n`);
+    await rename(md5Tmp, md5File);
     await writeFile(tmp, data);
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
+    await rm(md5Tmp, { force: true });
     throw err;
   }
   return { path, md5 };

@@ -2,9 +2,8 @@
 // URL and sha256, overlay, tmpfs size, retry policy), its per-device overlay (hostname, hosts,
 // machine-id, SSH host keys kept in the data dir, authorized_keys, agent config, the group's
 // overlay directory rendered with device facts), and where it reports each boot phase.
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { chmod, lstat, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, link, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DroverError } from '../domain/errors.js';
@@ -67,6 +66,7 @@ interface GroupBootSettings {
 
 export class BootService {
   private readonly lastProgress = new Map<string, number>();
+  private readonly keyGeneration = new Map<string, Promise<HostKey[]>>();
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -144,17 +144,28 @@ export class BootService {
     } catch {
       /* first boot */
     }
+    // Concurrent first requests (config and overlay, an admin's look) share one generation.
+    let pending = this.keyGeneration.get(device.id);
+    if (!pending) {
+      pending = this.createHostKeys(device, dir, file).finally(() => this.keyGeneration.delete(device.id));
+      this.keyGeneration.set(device.id, pending);
+    }
+    return pending;
+  }
+
+  private async createHostKeys(device: Device, dir: string, file: string): Promise<HostKey[]> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const keys = generateHostKeys(`root@${defaultHostname(device)}`);
-    const tmp = `${file}.${process.pid}.tmp`;
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     await writeFile(tmp, JSON.stringify(keys), { mode: 0o600 });
     await chmod(tmp, 0o600);
     try {
-      // Another request may have generated them first: keep whichever landed (link semantics).
-      if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as HostKey[];
-      await rename(tmp, file);
-    } catch {
-      /* fall through to read */
+      // Another process may have stored keys first: link never replaces, so the first one wins.
+      await link(tmp, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      await rm(tmp, { force: true });
     }
     return JSON.parse(await readFile(file, 'utf8')) as HostKey[];
   }

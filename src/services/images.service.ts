@@ -113,6 +113,9 @@ export class ImagesService {
     const publish = () => this.ctx.bus.publish({ kind: 'progress', job: { ...job } });
     publish();
     const done = (async () => {
+      // The job turns done/failed only once everything is settled (event recorded, upload
+      // removed): a client that sees the outcome must not find the work still going on.
+      let outcome: Pick<IngestJob, 'status' | 'imageId' | 'error'>;
       try {
         const r = await ingestOsImage({
           source: input.path,
@@ -123,18 +126,19 @@ export class ImagesService {
           },
         });
         const img = await this.recordOsImage(name, tag, r.info, r.reused, input.makeDefault, actor, job.id);
-        Object.assign(job, { status: 'done', imageId: img.id, finishedAt: new Date().toISOString() });
+        outcome = { status: 'done', imageId: img.id, error: null };
       } catch (err) {
         const code = isDroverError(err) ? err.code : 'DROVER_INTERNAL';
         const message = err instanceof Error ? err.message : String(err);
-        Object.assign(job, { status: 'failed', error: { code, message }, finishedAt: new Date().toISOString() });
+        outcome = { status: 'failed', imageId: null, error: { code, message } };
         await inTransaction(this.ctx, (tx) =>
           tx.emit({ type: 'image.ingest-failed', deviceId: null, actor, data: { ingestId: job.id, name: `${name}:${tag}`, source: job.source, code, message } }),
         ).catch(() => undefined);
       } finally {
         if (input.removeSource) await rm(input.path, { force: true }).catch(() => undefined);
-        publish();
       }
+      Object.assign(job, { ...outcome, finishedAt: new Date().toISOString() });
+      publish();
       return { ...job };
     })();
     return { job: { ...job }, done };

@@ -15,7 +15,7 @@ import type { Device, Image } from '../../domain/records.js';
 import { normalizeMac } from '../../domain/device.js';
 import { BootService, stubVersionOf } from '../../services/boot.service.js';
 import { cattlepiInitfs, stubTar } from '../../images/boot-bundles.js';
-import { principalOf } from '../auth.js';
+import { assertDeviceScope, principalOf } from '../auth.js';
 import type { ApiDeps } from '../app.js';
 import { ErrorBody, errors } from '../schemas.js';
 
@@ -88,6 +88,9 @@ export const bootConfigRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => as
     const p = principalOf(req);
     if (p.role === 'device') {
       if (!p.deviceId) throw new DroverError('DROVER_AUTH_FORBIDDEN');
+      // A device token naming another device is refused (as assertDeviceScope does elsewhere),
+      // never answered with some device's data; naming itself, or nothing, gets its own.
+      if (node !== undefined) assertDeviceScope(req, (await devices.get(node).catch(() => undefined))?.id ?? '');
       return devices.get(p.deviceId);
     }
     if (!node) throw new DroverError('DROVER_VALIDATION', 'Name the device with ?node= (device tokens need not).');

@@ -69,6 +69,12 @@ export const imageRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (
   app.post('/api/v1/images', {
     config: { auth: 'admin' },
     bodyLimit: Number.MAX_SAFE_INTEGER,
+    // A refusal sent before the body was read (auth, type, size, name) closes the connection:
+    // otherwise the client's upload stalls on an unread body until the keep-alive timeout.
+    onSend: async (req, reply, payload) => {
+      if (!req.raw.complete) reply.header('connection', 'close');
+      return payload;
+    },
     schema: {
       tags: ['images'],
       summary: 'Upload an OS image (.img, .img.xz, .img.gz, .zip) as the request body (application/octet-stream); answers 202 with the ingest job to follow',
@@ -80,9 +86,10 @@ export const imageRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (
     if (req.headers['content-type']?.split(';')[0]?.trim() !== 'application/octet-stream') throw new DroverError('DROVER_UNSUPPORTED_MEDIA_TYPE', 'Send the image file as the body with Content-Type: application/octet-stream.');
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (declared > uploadLimit) throw new DroverError('DROVER_BODY_TOO_LARGE', `The upload is ${declared} bytes; this controller accepts up to ${uploadLimit} (imageUploadLimit).`);
-    const dir = join(images.osStoreDir, '.tmp-upload');
-    await mkdir(dir, { recursive: true });
-    const file = join(dir, `${randomBytes(8).toString('hex')}-${(q.filename ?? 'upload').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80)}`);
+    // Beside the ingest work directories: a `.tmp-*` name, so a crash leaves nothing that a
+    // restart (cleanLeftovers) does not remove, and no directory stays behind afterwards.
+    await mkdir(images.osStoreDir, { recursive: true });
+    const file = join(images.osStoreDir, `.tmp-upload-${randomBytes(8).toString('hex')}-${(q.filename ?? 'upload').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80)}`);
     let received = 0;
     const limit = new Transform({
       transform(chunk: Buffer, _e, cb) {
@@ -102,7 +109,14 @@ export const imageRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (
       await rm(file, { force: true });
       throw new DroverError('DROVER_VALIDATION', `The upload ended after ${received} of ${declared} bytes; nothing was stored.`);
     }
-    const { job } = await images.startIngest({ name: q.name, tag: q.tag, path: file, makeDefault: q.default, removeSource: true, sourceName: q.filename }, actorOf(req));
+    let job;
+    try {
+      ({ job } = await images.startIngest({ name: q.name, tag: q.tag, path: file, makeDefault: q.default, removeSource: true, sourceName: q.filename }, actorOf(req)));
+    } catch (err) {
+      // Refused before the ingest started (bad name, name taken): the upload must not stay behind.
+      await rm(file, { force: true });
+      throw err;
+    }
     return reply.status(202).send(job);
   });
 

@@ -71,15 +71,47 @@ function upload(c: ApiClient, token: string | undefined, path: string, query: Re
     headers: { 'content-type': 'application/octet-stream', 'content-length': String(size), accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
   });
   return new Promise((res, rej) => {
+    const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
+    let answered = false;
     req.on('response', (r) => {
+      answered = true;
+      // The server may answer (refuse) before it has read the body: stop sending, then close
+      // the connection once the answer is read, so the CLI never waits on an unread upload.
+      file.unpipe(req);
+      file.destroy();
       let body = '';
       r.setEncoding('utf8');
       r.on('data', (d: string) => (body += d));
-      r.on('end', () => res({ status: r.statusCode ?? 0, body }));
+      const done = () => {
+        res({ status: r.statusCode ?? 0, body });
+        req.destroy();
+      };
+      r.on('end', done);
+      r.on('close', done);
     });
-    req.on('error', (err) => rej(CliError.of('DROVER_CLI_SERVER_UNREACHABLE', `Upload to ${c.server} failed: ${err.message}`)));
+    req.on('error', (err) => {
+      if (answered) return;
+      const unreachable = () => rej(CliError.of('DROVER_CLI_SERVER_UNREACHABLE', `Upload to ${c.server} failed: ${err.message}`));
+      // The server refused before reading the body and closed the connection while we were still
+      // writing (EPIPE/ECONNRESET), so its answer was lost. Ask again with the same headers and no
+      // body: a refusal is decided before the body, so the answer comes back without an upload.
+      if (!/EPIPE|ECONNRESET/.test((err as NodeJS.ErrnoException).code ?? '')) return unreachable();
+      const probe = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: 'POST', headers: req.getHeaders() as Record<string, string>, timeout: 10_000 });
+      probe.on('response', (r) => {
+        let body = '';
+        r.setEncoding('utf8');
+        r.on('data', (d: string) => (body += d));
+        r.on('end', () => {
+          probe.destroy();
+          if ((r.statusCode ?? 0) >= 400) res({ status: r.statusCode ?? 0, body });
+          else unreachable();
+        });
+      });
+      probe.on('timeout', () => probe.destroy());
+      probe.on('error', unreachable);
+      probe.flushHeaders();
+    });
     let sent = 0;
-    const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
     file.on('data', (chunk) => {
       sent += chunk.length;
       onBytes(sent);
