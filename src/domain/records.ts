@@ -89,3 +89,22 @@ export interface Page<T> {
   nextCursor: string | null;
   total?: number;
 }
+
+/** Phases of an OS image ingest, in order (`queued` before it starts). */
+export type IngestPhase = 'receive' | 'decompress' | 'partitions' | 'boot-files' | 'rootfs' | 'initramfs' | 'store';
+
+/** An OS image ingest while it runs and shortly after: its phase, progress and outcome. */
+export interface IngestJob {
+  id: string;
+  name: string;
+  tag: string;
+  source: string;
+  status: 'running' | 'done' | 'failed';
+  phase: IngestPhase | 'queued';
+  done: number;
+  total: number | null;
+  startedAt: string;
+  finishedAt: string | null;
+  imageId: string | null;
+  error: { code: string; message: string } | null;
+}

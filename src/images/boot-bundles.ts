@@ -8,15 +8,13 @@ import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Image } from '../domain/records.js';
-import { initramfsLines } from '../netboot/bootfiles/render.js';
-import { TarWriter } from './tar.js';
+import { initramfsLines, SD_ROOT_ARGS, withoutInitramfsLines } from '../netboot/bootfiles/render.js';
+import { tarOfFiles } from './tar.js';
 
 export interface BundleFile {
   path: string;
   data: Buffer;
 }
-
-const SD_ROOT_ARGS = /^(root|rootfstype|init|fsck\.repair|fsck\.mode|resize|splash|plymouth\.[a-z-]+|drover\.[a-z]+)(=|$)/;
 
 async function walk(root: string, dir = root, out: string[] = []): Promise<string[]> {
   for (const e of (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
@@ -38,38 +36,16 @@ export async function stubFiles(bootDir: string, image: Image, o: { server: stri
     else if (rel === 'cmdline.txt') cmdline = await readFile(join(bootDir, rel), 'utf8');
     else if (!/^(initramfs|initrd)/.test(rel)) out.push({ path: rel, data: await readFile(join(bootDir, rel)) });
   }
-  const cfg = config.split(/\r?\n/).filter((l) => !/^\s*(auto_initramfs|initramfs)\b/.test(l)).join('\n').replace(/\s*$/, '');
+  const cfg = withoutInitramfsLines(config);
   out.push({ path: 'config.txt', data: Buffer.from(`${cfg}\n\n# --- Drover SD stub (${image.name}:${image.tag}) ---\n[all]\n${initramfsLines(kernels).join('\n')}\n`) });
-  const args = cmdline.replace(/\r?\n/g, ' ').split(/\s+/).filter((a) => a && !SD_ROOT_ARGS.test(a));
+  const args = cmdline.replace(/\r?\n/g, ' ').split(/\s+/).filter((a) => a && !a.startsWith('drover.') && !SD_ROOT_ARGS.test(a));
   out.push({ path: 'cmdline.txt', data: Buffer.from(`${[...args, `drover.server=${o.server}`, 'drover.boot=sdstub'].join(' ')}\n`) });
   out.push({ path: 'drover-stub.version', data: Buffer.from(`${o.version}\n`) });
   return out;
 }
 
-export async function tarOf(files: BundleFile[], mtimeNs = 0n): Promise<Buffer> {
-  const tar = new TarWriter();
-  const chunks: Buffer[] = [];
-  const collecting = (async () => {
-    for await (const c of tar.stream as AsyncIterable<Buffer>) chunks.push(c);
-  })();
-  const dirs = new Set<string>();
-  for (const f of [...files].sort((a, b) => (a.path < b.path ? -1 : 1))) {
-    const parts = f.path.split('/');
-    for (let i = 1; i < parts.length; i++) {
-      const d = parts.slice(0, i).join('/');
-      if (dirs.has(d)) continue;
-      dirs.add(d);
-      await tar.add({ path: d, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtimeNs });
-    }
-    await tar.add({ path: f.path, type: 'file', mode: 0o644, uid: 0, gid: 0, mtimeNs, size: f.data.length }, f.data);
-  }
-  await tar.finish();
-  await collecting;
-  return Buffer.concat(chunks);
-}
-
 export async function stubTar(bootDir: string, image: Image, o: { server: string; version: string }): Promise<Buffer> {
-  return tarOf(await stubFiles(bootDir, image, o));
+  return tarOfFiles(await stubFiles(bootDir, image, o));
 }
 
 /** Builds in progress, by path: concurrent first requests wait for the same one. */
@@ -96,7 +72,7 @@ export async function cattlepiInitfs(bootDir: string, _image: Image): Promise<{ 
 async function buildCattlepiInitfs(bootDir: string, path: string, md5File: string): Promise<{ path: string; md5: string }> {
   const files: BundleFile[] = [];
   for (const rel of await walk(bootDir)) files.push({ path: rel, data: await readFile(join(bootDir, rel)) });
-  const data = gzipSync(await tarOf(files));
+  const data = gzipSync(await tarOfFiles(files));
   const md5 = createHash('md5').update(data).digest('hex');
   const suffix = `${randomBytes(4).toString('hex')}.tmp`;
   const tmp = `${path}.${suffix}`;

@@ -30,12 +30,13 @@ interface Entry {
 
 const MAX_FILES = 20_000;
 
-async function walk(root: string, dir = root, out: Entry[] = []): Promise<Entry[]> {
+/** Every regular file under `root` (symlinks skipped), in name order, with size and sha256. */
+export async function hashTree(root: string, dir = root, out: Entry[] = []): Promise<Entry[]> {
   for (const name of (await readdir(dir)).sort()) {
     const abs = join(dir, name);
     const st = await lstat(abs);
     if (st.isSymbolicLink()) continue; // never follow links out of (or around) the tree
-    if (st.isDirectory()) await walk(root, abs, out);
+    if (st.isDirectory()) await hashTree(root, abs, out);
     else if (st.isFile()) {
       if (out.length >= MAX_FILES) throw new DroverError('DROVER_IMAGE_INVALID', `More than ${MAX_FILES} files in ${root}.`);
       const data = await readFile(abs);
@@ -88,7 +89,7 @@ export async function importBootDir(src: string, storeDir: string): Promise<{ in
     throw new DroverError('DROVER_IMAGE_INVALID', `Boot directory ${src} does not exist or cannot be read.`);
   }
   if (!st.isDirectory()) throw new DroverError('DROVER_IMAGE_INVALID', `${src} is not a directory.`);
-  const entries = await walk(src);
+  const entries = await hashTree(src);
   const info = describeTree(entries);
   if (info.kernels.length === 0) throw new DroverError('DROVER_IMAGE_INVALID', `No kernel (kernel*.img) at the top of ${src}.`);
   if (!info.hasConfigTxt) throw new DroverError('DROVER_IMAGE_INVALID', `No config.txt at the top of ${src}.`);

@@ -16,7 +16,8 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
 import { DroverError } from '../domain/errors.js';
-import { describeTree, type BootTreeInfo } from './boot-dir.js';
+import type { IngestPhase } from '../domain/records.js';
+import { describeTree, hashTree, type BootTreeInfo } from './boot-dir.js';
 import { Ext4 } from './ext4.js';
 import { buildInitramfs } from './initramfs.js';
 import { kernelInfo } from './kernel.js';
@@ -24,7 +25,7 @@ import { bootAndRoot, readPartitionTable, type Partition, type ReadAt } from './
 import { TarWriter, type TarType } from './tar.js';
 import { VERSION as droverVersion } from '../version.js';
 
-export type IngestPhase = 'receive' | 'decompress' | 'partitions' | 'boot-files' | 'rootfs' | 'initramfs' | 'store';
+export type { IngestPhase };
 export interface IngestProgress {
   phase: IngestPhase;
   done: number;
@@ -214,18 +215,6 @@ async function copyBootFiles(disk: string, boot: Partition, dest: string): Promi
   if (r.status !== 0) throw new DroverError('DROVER_IMAGE_CORRUPT', `The FAT boot partition cannot be read: ${r.stderr.trim().slice(0, 300)}`);
 }
 
-async function walkFiles(root: string, dir = root, out: { rel: string; size: number; sha256: string }[] = []) {
-  for (const name of (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    const abs = join(dir, name.name);
-    if (name.isDirectory()) await walkFiles(root, abs, out);
-    else if (name.isFile()) {
-      const data = await readFile(abs);
-      out.push({ rel: abs.slice(root.length + 1), size: data.length, sha256: createHash('sha256').update(data).digest('hex') });
-    }
-  }
-  return out;
-}
-
 const TAR_TYPES: Record<string, TarType> = { file: 'file', dir: 'dir', symlink: 'symlink', chardev: 'chardev', blockdev: 'blockdev', fifo: 'fifo' };
 
 /** Streams the ext4 root as pax into tar2sqfs. Sockets are skipped (a tar cannot hold them). */
@@ -352,7 +341,8 @@ export async function ingestOsImage(o: IngestOptions): Promise<IngestResult> {
       const bootDir = join(out, 'boot');
       progress({ phase: 'boot-files', done: 0, total: null });
       await copyBootFiles(disk.path, boot, bootDir);
-      const bootTree = describeTree(await walkFiles(bootDir));
+      const bootEntries = await hashTree(bootDir);
+      const bootTree = describeTree(bootEntries);
       if (bootTree.kernels.length === 0) throw new DroverError('DROVER_IMAGE_NO_KERNEL', 'The boot partition has no kernel*.img.');
       const fs = await Ext4.open(read, root.offset, root.size);
 
@@ -375,6 +365,8 @@ export async function ingestOsImage(o: IngestOptions): Promise<IngestResult> {
         const r = await buildInitramfs(fs, k.version, k.arch, { version: droverVersion });
         await writeFile(join(bootDir, k.initramfs), r.data);
         const h = createHash('sha256').update(r.data).digest('hex');
+        // The boot tree's description gains the initramfs without hashing every file again.
+        bootEntries.splice(0, bootEntries.length, ...bootEntries.filter((e) => e.rel !== k.initramfs), { rel: k.initramfs, abs: join(bootDir, k.initramfs), size: r.data.length, sha256: h });
         Object.assign(k, { initramfsBytes: r.data.length, initramfsSha256: h, initramfsMd5: createHash('md5').update(r.data).digest('hex'), modules: r.modules, missingModules: r.missingModules });
         progress({ phase: 'initramfs', done: i + 1, total: kernels.length });
       }
@@ -383,7 +375,7 @@ export async function ingestOsImage(o: IngestOptions): Promise<IngestResult> {
       const counts = await squashRoot(fs, await ext4UsedBytes(read, root.offset), squash, compressor, progress, o.signal);
       progress({ phase: 'store', done: 0, total: null });
       const sq = await hashFile(squash);
-      const finalBoot = describeTree(await walkFiles(bootDir));
+      const finalBoot = describeTree(bootEntries);
       const info: OsImageInfo = {
         format: 'os-image',
         sha256: disk.sha256,

@@ -389,3 +389,31 @@ function numField(b: Buffer, off: number, width: number, v: number | bigint): vo
   }
   b[off] = b[off]! | 0x80;
 }
+
+/**
+ * A small archive in memory: files in path order, each parent directory once before its files,
+ * all owned by root with one mtime (deterministic bytes for the same input). Files are 0644 and
+ * directories 0755 unless given.
+ */
+export async function tarOfFiles(files: { path: string; data: Buffer; mode?: number }[], o: { mtimeNs?: bigint; dirModes?: Record<string, number> } = {}): Promise<Buffer> {
+  const mtimeNs = o.mtimeNs ?? 0n;
+  const tar = new TarWriter();
+  const chunks: Buffer[] = [];
+  const collecting = (async () => {
+    for await (const c of tar.stream as AsyncIterable<Buffer>) chunks.push(c);
+  })();
+  const dirs = new Set<string>();
+  for (const f of [...files].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    const parts = f.path.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const d = parts.slice(0, i).join('/');
+      if (dirs.has(d)) continue;
+      dirs.add(d);
+      await tar.add({ path: d, type: 'dir', mode: o.dirModes?.[d] ?? 0o755, uid: 0, gid: 0, mtimeNs });
+    }
+    await tar.add({ path: f.path, type: 'file', mode: f.mode ?? 0o644, uid: 0, gid: 0, mtimeNs, size: f.data.length }, f.data);
+  }
+  await tar.finish();
+  await collecting;
+  return Buffer.concat(chunks);
+}

@@ -8,7 +8,7 @@ import { join, relative, sep } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DroverError } from '../domain/errors.js';
 import type { Device, Group, Image } from '../domain/records.js';
-import { TarWriter, type TarEntry } from '../images/tar.js';
+import { tarOfFiles } from '../images/tar.js';
 import { generateHostKeys, parseAuthorizedKey, type HostKey } from '../security/ssh-keys.js';
 import { inTransaction, type ServiceContext } from './context.js';
 import type { DeviceTokensService } from './device-tokens.service.js';
@@ -92,11 +92,17 @@ export class BootService {
     return Number((await this.ctx.store.meta.get(`reimage-generation:${deviceId}`)) ?? 0);
   }
 
-  async config(device: Device, serverUrl: string): Promise<BootConfig> {
+  /** The image a device boots from RAM, refusing devices nobody accepted and images without a root. */
+  async bootableImage(device: Device): Promise<{ image: Image; group: Group | undefined; rootfs: { sha256: string; bytes?: number } }> {
     if (device.state === 'incoming') throw new DroverError('DROVER_AUTH_FORBIDDEN', 'The device is waiting to be accepted.');
     const { image, group } = await this.imageAndGroup(device);
     const rootfs = image.metadata.rootfs as { sha256?: string; bytes?: number } | undefined;
     if (!rootfs?.sha256) throw new DroverError('DROVER_IMAGE_INVALID', `Image ${image.name}:${image.tag} is a boot tree without a root filesystem; assign an OS image (drover image add FILE).`);
+    return { image, group, rootfs: { sha256: rootfs.sha256, ...(rootfs.bytes !== undefined ? { bytes: rootfs.bytes } : {}) } };
+  }
+
+  async config(device: Device, serverUrl: string): Promise<BootConfig> {
+    const { image, group, rootfs } = await this.bootableImage(device);
     const s = this.settings(group);
     const overlay = await this.overlay(device, serverUrl);
     return {
@@ -176,7 +182,7 @@ export class BootService {
     const s = this.settings(group);
     const hostname = defaultHostname(device);
     const mtimeNs = BigInt(Date.parse(device.createdAt)) * 1_000_000n;
-    const files = new Map<string, { data: Buffer; mode: number; uid?: number; gid?: number }>();
+    const files = new Map<string, { data: Buffer; mode: number }>();
     const put = (path: string, text: string | Buffer, mode = 0o644) => files.set(path, { data: Buffer.isBuffer(text) ? text : Buffer.from(text), mode });
 
     put('etc/hostname', `${hostname}\n`);
@@ -195,28 +201,8 @@ export class BootService {
     if (s.dns?.length) put('etc/resolv.conf', `${s.dns.map((d) => `nameserver ${d}`).join('\n')}\n`);
     if (s.overlayDir) await this.userOverlay(s.overlayDir, { hostname, serial: device.serial, node: device.id, model: device.model ?? '', group: group?.name ?? '', image: `${image.name}:${image.tag}`, labels: device.labels }, put);
 
-    const tar = new TarWriter();
-    const chunks: Buffer[] = [];
-    const collecting = (async () => {
-      for await (const c of tar.stream as AsyncIterable<Buffer>) chunks.push(c);
-    })();
-    const dirs = new Set<string>();
-    const dirModes: Record<string, number> = { root: 0o700, 'root/.ssh': 0o700 };
-    for (const path of [...files.keys()].sort()) {
-      const parts = path.split('/');
-      for (let i = 1; i < parts.length; i++) {
-        const d = parts.slice(0, i).join('/');
-        if (dirs.has(d)) continue;
-        dirs.add(d);
-        await tar.add({ path: d, type: 'dir', mode: dirModes[d] ?? 0o755, uid: 0, gid: 0, mtimeNs });
-      }
-      const f = files.get(path)!;
-      const entry: TarEntry = { path, type: 'file', mode: f.mode, uid: 0, gid: 0, mtimeNs, size: f.data.length };
-      await tar.add(entry, f.data);
-    }
-    await tar.finish();
-    await collecting;
-    const data = gzipSync(Buffer.concat(chunks), { level: 6 });
+    const tar = await tarOfFiles([...files].map(([path, f]) => ({ path, ...f })), { mtimeNs, dirModes: { root: 0o700, 'root/.ssh': 0o700 } });
+    const data = gzipSync(tar, { level: 6 });
     return { data, sha256: createHash('sha256').update(data).digest('hex') };
   }
 

@@ -7,26 +7,12 @@ import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DroverError, isDroverError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
-import type { Image } from '../domain/records.js';
+import type { Image, IngestJob } from '../domain/records.js';
 import { importBootDir } from '../images/boot-dir.js';
-import { ingestOsImage, removeIngestLeftovers, type IngestPhase, type OsImageInfo } from '../images/ingest.js';
+import { ingestOsImage, removeIngestLeftovers, type OsImageInfo } from '../images/ingest.js';
 import { inTransaction, type ServiceContext } from './context.js';
 import { resolveImage } from './devices.service.js';
 
-export interface IngestJob {
-  id: string;
-  name: string;
-  tag: string;
-  source: string;
-  status: 'running' | 'done' | 'failed';
-  phase: IngestPhase | 'queued';
-  done: number;
-  total: number | null;
-  startedAt: string;
-  finishedAt: string | null;
-  imageId: string | null;
-  error: { code: string; message: string } | null;
-}
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const TAG_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -53,6 +39,8 @@ export function parseImageName(input: string, tag?: string): { name: string; tag
   }
   return { name, tag: t };
 }
+
+export type { IngestJob };
 
 export class ImagesService {
   private readonly jobs = new Map<string, IngestJob>();
@@ -242,11 +230,8 @@ export class ImagesService {
   }
 
   async addBootDir(input: { name: string; tag?: string | undefined; path: string; makeDefault?: boolean | undefined }, actor: string): Promise<ImageView> {
-    const name = input.name.trim();
-    const tag = (input.tag ?? 'latest').trim();
-    if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name) || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(tag)) {
-      throw new DroverError('DROVER_VALIDATION', 'Image names are 1-63 characters of a-z, 0-9, ".", "_", "-"; tags may also use capitals.');
-    }
+    // The tag is always given here, so a colon in the name is never read as NAME:TAG.
+    const { name, tag } = parseImageName(input.name, input.tag ?? 'latest');
     if (await this.ctx.store.images.findByName(name, tag)) throw new DroverError('DROVER_IMAGE_EXISTS', `An image ${name}:${tag} already exists.`);
     const { info } = await importBootDir(input.path, join(this.dataDir, 'images', 'boot'));
     const image = await inTransaction(this.ctx, async (tx) => {

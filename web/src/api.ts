@@ -2,7 +2,7 @@
 // the live event stream (Server-Sent Events read from a fetch body, since EventSource cannot
 // send an Authorization header).
 import { SseParser } from '../../src/domain/sse.js';
-import type { Device, DroverEvent } from './types';
+import type { Device, DroverEvent, IngestJob } from './types';
 
 const TOKEN_KEY = 'drover.token';
 const SESSION_KEY = 'drover.session';
@@ -157,20 +157,7 @@ export const api = {
 
 // --- live stream --------------------------------------------------------------------------
 
-export interface IngestJob {
-  id: string;
-  name: string;
-  tag: string;
-  source: string;
-  status: 'running' | 'done' | 'failed';
-  phase: string;
-  done: number;
-  total: number | null;
-  startedAt: string;
-  finishedAt: string | null;
-  imageId: string | null;
-  error: { code: string; message: string } | null;
-}
+export type { IngestJob };
 
 export type StreamMessage = { kind: 'event'; event: DroverEvent } | { kind: 'device'; device: Device } | { kind: 'progress'; job: IngestJob };
 export type StreamStatus = 'connecting' | 'live' | 'reconnecting';

@@ -3,7 +3,7 @@
 // One definition of the records for server and dashboard: the domain modules are pure TS.
 export { ALLOWED_FROM as ACTIONS_FROM, DEVICE_STATES } from '../../src/domain/device.js';
 export type { DeviceAction, DeviceState } from '../../src/domain/device.js';
-export type { Device, DroverEvent, Group, Image, Page } from '../../src/domain/records.js';
+export type { Device, DroverEvent, Group, Image, IngestJob, Page } from '../../src/domain/records.js';
 
 export interface Me {
   tokenId: string;

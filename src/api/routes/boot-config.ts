@@ -146,9 +146,9 @@ export const bootConfigRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => as
     schema: { tags: ['boot'], summary: "The SD stub's boot partition files for the device's image (firmware, kernels, DTBs, Drover initramfs, config)", querystring: Type.Object({ node: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }), produces: ['application/x-tar'], response: { 200: binary, ...errors(400, 404) } },
   }, async (req, reply) => {
     const device = await deviceOf(req, req.query.node);
-    const { image } = await boot.imageAndGroup(device);
-    const config = await boot.config(device, deps.serverUrl(req.ip));
-    const data = await stubTar(images.bootDir(image), image, { server: deps.serverUrl(req.ip), version: config.stub?.version ?? stubVersionOf(image) });
+    // Only the image is needed: the full config would also render the overlay.
+    const { image } = await boot.bootableImage(device);
+    const data = await stubTar(images.bootDir(image), image, { server: deps.serverUrl(req.ip), version: stubVersionOf(image) });
     return reply.type('application/x-tar').header('cache-control', 'no-store').send(data);
   });
 

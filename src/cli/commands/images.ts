@@ -2,29 +2,18 @@
 // bar (the upload, then the controller's phases), and SD stub cards built locally from the
 // controller's stub bundle.
 import { spawnSync } from 'node:child_process';
-import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
-import type { Image } from '../../domain/records.js';
+import { ERRORS } from '../../domain/errors.js';
+import type { Image, IngestJob } from '../../domain/records.js';
 import { buildSdCard } from '../../images/sdcard.js';
 import { CliError, enc, type ApiClient } from '../client.js';
 import { printJson, printTable } from '../output.js';
 import { action, bad, client, globals } from '../run.js';
-
-interface IngestJob {
-  id: string;
-  name: string;
-  tag: string;
-  status: 'running' | 'done' | 'failed';
-  phase: string;
-  done: number;
-  total: number | null;
-  imageId: string | null;
-  error: { code: string; message: string } | null;
-}
 
 const PHASES: Record<string, string> = {
   upload: 'uploading', queued: 'queued', receive: 'receiving', decompress: 'decompressing', partitions: 'reading partitions',
@@ -174,7 +163,6 @@ export function registerImageCommands(image: Command): void {
         bar.end();
         if (done.status === 'failed') {
           const e = done.error!;
-          const { ERRORS } = await import('../../domain/errors.js');
           throw new CliError(e.code, e.message, (ERRORS as Record<string, { fix: string }>)[e.code]?.fix ?? '', 400);
         }
         const img: Image = await c.request('GET', `/api/v1/images/${enc(done.imageId!)}`);
@@ -256,7 +244,7 @@ export function registerSdcard(program: Command): void {
         const dir = mkdtempSync(join(tmpdir(), 'drover-sdcard-'));
         try {
           const tarFile = join(dir, 'stub.tar');
-          await import('node:fs/promises').then((f) => res.arrayBuffer().then((b) => f.writeFile(tarFile, Buffer.from(b))));
+          writeFileSync(tarFile, Buffer.from(await res.arrayBuffer()));
           const x = spawnSync('tar', ['-xf', tarFile, '-C', dir, '--no-same-owner'], { encoding: 'utf8' });
           if (x.status !== 0) throw bad(`The stub bundle did not unpack: ${x.stderr}`);
           rmSync(tarFile);

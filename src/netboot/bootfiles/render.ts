@@ -16,7 +16,7 @@ export interface RenderContext {
 }
 
 /** Arguments that point the kernel at the SD card's root; a RAM-booted Pi has none. */
-const SD_ROOT_ARGS = /^(root|rootfstype|init|fsck\.repair|fsck\.mode|resize|splash|plymouth\.[a-z-]+|systemd\.run[a-z_]*)(=|$)/;
+export const SD_ROOT_ARGS = /^(root|rootfstype|init|fsck\.repair|fsck\.mode|resize|splash|plymouth\.[a-z-]+|systemd\.run[a-z_]*)(=|$)/;
 
 /** Drover's own arguments; any `drover.*` already in the original are replaced. */
 export function droverArgs(c: RenderContext): string[] {
@@ -49,10 +49,14 @@ export function initramfsLines(kernels: { file: string; initramfs: string }[]): 
   return lines;
 }
 
+/** config.txt without the image's own initramfs lines: that initramfs would boot from the SD card. */
+export function withoutInitramfsLines(configTxt: string): string {
+  return configTxt.split(/\r?\n/).filter((l) => !/^\s*(auto_initramfs|initramfs)\b/.test(l)).join('\n').replace(/\s*$/, '');
+}
+
 export function renderConfigTxt(original: string | null, c: RenderContext): string {
   if (c.osKernels) {
-    // The image's own initramfs would boot from the SD card: Drover's replaces it.
-    const text = (original ?? '').split(/\r?\n/).filter((l) => !/^\s*(auto_initramfs|initramfs)\b/.test(l)).join('\n').replace(/\s*$/, '');
+    const text = withoutInitramfsLines(original ?? '');
     return `${[text, '', `# --- rendered by Drover for ${c.deviceId} (serial ${c.serial}); edits here are overwritten ---`, '[all]', ...initramfsLines(c.osKernels)].join('\n')}\n`;
   }
   const text = (original ?? '').replace(/\s*$/, '');

@@ -16,7 +16,10 @@ const PHASES: Record<string, string> = {
 
 type ImageView = Image & { isDefault?: boolean };
 
-function Progress({ job }: { job: IngestJob }) {
+/** An ingest, or the browser's own upload before the ingest exists (phase `upload`). */
+type ProgressJob = Omit<IngestJob, 'phase'> & { phase: string };
+
+function Progress({ job }: { job: ProgressJob }) {
   const pct = job.total ? Math.min(100, Math.round((100 * job.done) / job.total)) : null;
   const label = job.status === 'failed' ? `Failed: ${job.error?.code ?? ''} ${job.error?.message ?? ''}` : job.status === 'done' ? 'Done' : PHASES[job.phase] ?? job.phase;
   return (
