@@ -13,7 +13,7 @@ import type { PiHardware, VirtualPiModel } from '../netboot/virtual-pi/models.js
 import { freePort } from '../server/free-port.js';
 import { startServer, type RunningServer } from '../server/serve.js';
 import { makeBootTree } from './boot-tree.js';
-import { Lab, netnsAvailable } from './lab.js';
+import { freeLabSubnet, Lab, netnsAvailable } from './lab.js';
 
 export interface DemoOptions {
   nodes: number;
@@ -66,24 +66,25 @@ export async function startDemo(base: Config, o: DemoOptions): Promise<RunningDe
   if (mode === 'netns') {
     lab = await Lab.create();
     cleanups.push(() => lab!.destroy());
-    const uplink = await lab.uplink({ addr: '198.18.0.1/24' });
-    await lab.host('dhcp', { addr: '198.18.0.2/24' });
+    const net = freeLabSubnet();
+    const uplink = await lab.uplink({ addr: `${net}.1/24` });
+    await lab.host('dhcp', { addr: `${net}.2/24` });
     const leases = join(base.dataDir, 'demo-dnsmasq');
     mkdirSync(leases, { recursive: true });
     lab.spawn('dhcp', 'dnsmasq', [
       '--no-daemon', '--port=0', '--conf-file=/dev/null', '--interface=eth0', '--bind-interfaces',
-      '--dhcp-range=198.18.0.100,198.18.0.250,255.255.255.0,1h', `--dhcp-leasefile=${join(leases, 'leases')}`, `--pid-file=${join(leases, 'pid')}`,
+      `--dhcp-range=${net}.100,${net}.250,255.255.255.0,1h`, `--dhcp-leasefile=${join(leases, 'leases')}`, `--pid-file=${join(leases, 'pid')}`,
       '--log-dhcp', `--log-facility=${join(leases, 'dnsmasq.log')}`,
     ]).stderr!.on('data', () => undefined);
     for (const [i, hw] of pis.entries()) await lab.host(`p${i}`, { mac: hw.mac });
     for (let t = 0; t < 50 && !existsSync(join(leases, 'pid')); t++) await new Promise((r) => setTimeout(r, 100));
     config = {
       ...base,
-      tftpListen: { host: '198.18.0.1', port: 69 },
+      tftpListen: { host: `${net}.1`, port: 69 },
       dhcp: { interface: uplink, mode: 'proxy', range: undefined, leaseTime: 3600, router: undefined, dns: [], pi3ReplyDelay: 300, pxeClients: false },
-      publicUrl: base.publicUrl ?? `http://198.18.0.1:${base.listen.port}`,
+      publicUrl: base.publicUrl ?? `http://${net}.1:${base.listen.port}`,
     };
-    say(`demo: ${o.nodes} virtual Pis in network namespaces ${lab.name('')}* on a private bridge (198.18.0.0/24), dnsmasq as the LAN DHCP server, Drover's proxy DHCP on ${uplink}`);
+    say(`demo: ${o.nodes} virtual Pis in network namespaces ${lab.name('')}* on a private bridge (${net}.0/24), dnsmasq as the LAN DHCP server, Drover's proxy DHCP on ${uplink}`);
   } else {
     config = { ...base, tftpListen: { host: '127.0.0.1', port: await freePort('127.0.0.1') }, dhcp: null };
     say(`demo: ${o.nodes} virtual Pis booting over loopback TFTP (run as root with iproute2 and dnsmasq for the full network version)`);

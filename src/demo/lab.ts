@@ -2,10 +2,17 @@
 // joined by a bridge, each host its own namespace. Everything it creates is removed when it is
 // destroyed, and on process exit as a last resort. Traffic never leaves these namespaces (and the
 // one veth `uplink` into this namespace that the demo's controller uses).
+//
+// Each lab records its owner's pid in /run/drover-labs/<id>; creating a lab first removes the
+// labs whose owner died without cleaning up (a kill -9), since a stale uplink holding the same
+// address would quietly take the replies meant for the next lab.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
+const RECORDS = '/run/drover-labs';
 
 const run = promisify(execFile);
 
@@ -30,6 +37,76 @@ export function netnsAvailable(): boolean {
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function removeLabById(id: string): void {
+  const prefix = `drv${id}`;
+  let names: string[] = [];
+  try {
+    names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(prefix));
+  } catch {
+    /* no netns support */
+  }
+  for (const ns of names) {
+    try {
+      for (const pid of execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      /* gone already */
+    }
+    try {
+      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    } catch {
+      /* gone already */
+    }
+  }
+  try {
+    execFileSync('ip', ['link', 'del', `${prefix}u`], { stdio: 'ignore' });
+  } catch {
+    /* went with its namespace */
+  }
+}
+
+/** Removes the labs whose owning process is gone; returns their ids. */
+export function reapStaleLabs(): string[] {
+  const reaped: string[] = [];
+  let ids: string[] = [];
+  try {
+    ids = readdirSync(RECORDS).filter((f) => /^[0-9a-f]{6}$/.test(f));
+  } catch {
+    return reaped;
+  }
+  for (const id of ids) {
+    const pid = Number(readFileSync(join(RECORDS, id), 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && alive(pid)) continue;
+    removeLabById(id);
+    rmSync(join(RECORDS, id), { force: true });
+    reaped.push(id);
+  }
+  return reaped;
+}
+
+/**
+ * The first 198.18.N.0/24 (RFC 2544 benchmark space) that no address or route on this host
+ * overlaps, so two labs (or a lab and a leftover) never answer for the same subnet.
+ */
+export function freeLabSubnet(): string {
+  let used = '';
+  try {
+    used = execFileSync('ip', ['-4', '-o', 'addr'], { encoding: 'utf8' }) + execFileSync('ip', ['-4', 'route', 'show', 'table', 'all'], { encoding: 'utf8' });
+  } catch {
+    /* no iproute2: any will do */
+  }
+  for (let n = 0; n < 256; n++) if (!new RegExp(`\\b198\\.18\\.${n}\\.`).test(used)) return `198.18.${n}`;
+  throw new Error('no free 198.18.N.0/24 subnet for the lab');
+}
+
 export class Lab {
   readonly id = randomBytes(3).toString('hex');
   private readonly namespaces: string[] = [];
@@ -49,7 +126,14 @@ export class Lab {
   }
 
   static async create(): Promise<Lab> {
+    reapStaleLabs();
     const lab = new Lab();
+    try {
+      mkdirSync(RECORDS, { recursive: true });
+      writeFileSync(join(RECORDS, lab.id), `${process.pid}\n`);
+    } catch {
+      /* not root: no namespaces either */
+    }
     await lab.addNamespace(lab.lan);
     await run('ip', ['-n', lab.lan, 'link', 'add', 'br0', 'type', 'bridge']);
     // No spanning tree delay: the ports forward at once.
@@ -150,6 +234,7 @@ export class Lab {
         /* already gone */
       }
     }
+    rmSync(join(RECORDS, this.id), { force: true });
     process.off('exit', this.onExit);
   }
 }

@@ -26,7 +26,13 @@ describe('drover demo', prereq('Chromium browser', existsSync(CHROMIUM), 'chromi
   let demo: ReturnType<typeof spawn> | undefined;
   after(async () => {
     await browser?.close();
-    if (demo && demo.exitCode === null) demo.kill('SIGKILL');
+    // A failed run still lets the demo remove its namespaces (SIGINT) before the last resort.
+    if (demo && demo.exitCode === null) {
+      const gone = new Promise((r) => demo!.once('exit', r));
+      demo.kill('SIGINT');
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 15_000))]);
+      if (demo.exitCode === null) demo.kill('SIGKILL');
+    }
     rmSync(tmp, { recursive: true, force: true });
   });
 
