@@ -1,8 +1,12 @@
 # Drover initramfs: boot mode `nfs` (POSIX sh on busybox; sourced by /init, which provides
 # RUN, say, fail and report). Mounts the root /newroot from:
-#   nfsroot=SERVER:/…/images/<sha256>/root[,opts]  the OS image, read-only over NFSv4 (lower)
-#   drover.nfs.rw=SERVER:/…/devices/<id>           the device's own export, read-write; its
-#       layer.ext4 is loop-mounted on $RUN/rw and holds upper/ and work/ for overlayfs
+#   DROVER_NFS_ROOT, else nfsroot=SERVER:/…/images/<sha256>/root[,opts]
+#       the OS image, read-only over NFSv4 (lower)
+#   DROVER_NFS_RW, else drover.nfs.rw=SERVER:/…/devices/<id>
+#       the device's own export, read-write; its layer.ext4 is loop-mounted on $RUN/rw and holds
+#       upper/ and work/ for overlayfs
+# The DROVER_NFS_* values come from the boot config, whose request also made the controller
+# export both paths to this device's address; the kernel command line is the fallback.
 # overlayfs refuses an NFS directory as its upper dir (no RENAME_WHITEOUT, no trusted.* xattrs:
 # "upper fs missing required features"), hence the ext4 file. Without layer.ext4 the upper
 # layer is a tmpfs, as in ramroot, and changes are lost at reboot.
@@ -19,6 +23,8 @@ for arg in $(cat /proc/cmdline); do
     drover.nfs.rw=*) NFSRW=${arg#*=} ;;
   esac
 done
+[ -n "${DROVER_NFS_ROOT:-}" ] && NFSROOT=$DROVER_NFS_ROOT
+[ -n "${DROVER_NFS_RW:-}" ] && NFSRW=$DROVER_NFS_RW
 NFS_SRC=${NFSROOT%%,*}
 # nfsroot=SERVER:/path,opt,…: keep its options except version and transport, chosen below.
 if [ "$NFS_SRC" != "$NFSROOT" ]; then

@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { DroverError } from '../domain/errors.js';
 import { parseRange } from '../netboot/dhcp/leases.js';
 import { normalizeOui } from '../netboot/dhcp/ouis.js';
+import { isIPv4 } from '../images/nfs-root.js';
 import { redactUrl } from '../store/db.js';
 import { SETTINGS, type Setting } from './settings.js';
 
@@ -36,6 +37,7 @@ export interface Config {
   piOuis: string[];
   boot: { tmpfsSize: string; retrySeconds: number; offlineAfterSeconds: number; authorizedKeysFile: string | undefined };
   imageUploadLimit: number;
+  nfs: { exportRoot: string; server: string | undefined; exportsFile: string | null; ganeshaConfig: string | null; reloadCommand: string | null | undefined };
   /** Which file was read, if any. */
   configFile: string | undefined;
   /** Where each value came from, for `config print`. */
@@ -190,8 +192,29 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       authorizedKeysFile: values.authorizedKeysFile as string | undefined,
     },
     imageUploadLimit: Number(values.imageUploadLimit),
+    nfs: nfsConfig(values, dataDir),
     configFile: file,
     sources,
+  };
+}
+
+function nfsConfig(values: Record<string, unknown>, dataDir: string): Config['nfs'] {
+  const server = values.nfsServer as string | undefined;
+  if (server !== undefined && !isIPv4(server)) throw new DroverError('DROVER_CONFIG_INVALID', `Setting nfsServer: "${server}" is not an IPv4 address.`);
+  const path = (key: string): string | null => {
+    const v = values[key] as string | undefined;
+    if (v === undefined || v === 'off' || v === '') return null;
+    if (!isAbsolute(v)) throw new DroverError('DROVER_CONFIG_INVALID', `Setting ${key}: "${v}" is not an absolute path.`);
+    return v;
+  };
+  const reload = values.nfsReloadCommand as string | undefined;
+  return {
+    exportRoot: path('nfsExportRoot') ?? join(dataDir, 'nfs'),
+    server,
+    exportsFile: path('nfsExportsFile'),
+    ganeshaConfig: path('nfsGaneshaConfig'),
+    // undefined: the default (exportfs -ra when there is an exports file and exportfs exists).
+    reloadCommand: reload === 'off' ? null : reload || undefined,
   };
 }
 
@@ -253,6 +276,11 @@ export function describeConfig(c: Config): Record<string, { value: unknown; sour
     bootOfflineAfter: c.boot.offlineAfterSeconds,
     authorizedKeysFile: c.boot.authorizedKeysFile ?? null,
     imageUploadLimit: c.imageUploadLimit,
+    nfsExportRoot: c.nfs.exportRoot,
+    nfsServer: c.nfs.server ?? null,
+    nfsExportsFile: c.nfs.exportsFile ?? 'off',
+    nfsGaneshaConfig: c.nfs.ganeshaConfig,
+    nfsReloadCommand: c.nfs.reloadCommand === null ? 'off' : (c.nfs.reloadCommand ?? null),
   };
   return Object.fromEntries(Object.entries(shown).map(([k, v]) => [k, { value: v, source: c.sources[k] ?? 'default' }]));
 }

@@ -56,6 +56,8 @@ export const ERRORS = {
   DROVER_INGEST_NOT_FOUND: spec(404, 'api', 'No image ingest has that id.', 'List running ingests with `drover image ls --ingests`; finished ones are in the event log.'),
   DROVER_IMAGE_EXISTS: spec(409, 'api', 'An image with that name and tag already exists.', 'Pick another tag (`--name NAME:TAG`) or remove the old image first.'),
   DROVER_BOOT_FILE_NOT_FOUND: spec(404, 'api', 'The boot tree has no such file for this device.', 'Check the image\'s files (`drover image show IMAGE`) and that the device is not retired.'),
+  DROVER_NFS_PREPARING: spec(503, 'api', 'The NFS root of this image is still being unpacked for its first NFS boot.', 'Nothing to do: the device retries its config request with back-off and boots once the unpack is done.'),
+  DROVER_NFS_FAILED: spec(500, 'api', 'The NFS root could not be prepared (unpack, device layer, exports or the NFS server reload failed).', 'Read the message and the controller log; check nfsExportRoot, nfsExportsFile, nfsReloadCommand and that the NFS server (kernel nfsd or nfs-ganesha) runs.'),
   DROVER_NO_DEFAULT_IMAGE: spec(404, 'api', 'No image is assigned to the device, its group, or as the default.', 'Assign one (`drover node assign NODE IMAGE`) or set a default (`drover image default IMAGE`).'),
   // tokens, users
   DROVER_TOKEN_NOT_FOUND: spec(404, 'api', 'No token has that id.', 'List tokens with `drover token ls`.'),

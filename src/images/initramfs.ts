@@ -22,6 +22,12 @@ export const INITRAMFS_MODULES = [
   'loop', 'squashfs', 'overlay',
 ];
 
+/**
+ * Modules for boot mode nfs, included but loaded only by nfs-root.sh: the NFSv4 client, and ext4
+ * for the device's layer.ext4 (crc32c_generic is what ext4 asks the crypto API for by alias).
+ */
+export const INITRAMFS_NFS_MODULES = ['nfsv4', 'ext4', 'crc32c_generic'];
+
 const BUSYBOX_PATHS = ['/usr/bin/busybox', '/bin/busybox', '/usr/lib/initramfs-tools/bin/busybox', '/sbin/busybox'];
 const TRIPLETS: Record<string, string> = { arm64: 'aarch64-linux-gnu', armhf: 'arm-linux-gnueabihf', x86_64: 'x86_64-linux-gnu' };
 
@@ -133,6 +139,7 @@ export async function buildInitramfs(fs: Ext4, kernelVersion: string, arch: stri
     if (visit(name, 0)) wanted.push(name);
     else if (!builtin.has(name)) missing.push(name);
   }
+  for (const name of INITRAMFS_NFS_MODULES) if (!visit(name, 0) && !builtin.has(name)) missing.push(name);
   const depLines: string[] = [];
   for (const [file, out] of include) {
     const data = decompressModule(file, await fs.readFileAll(`${modRoot}/${file}`, 64 * 1024 * 1024));
@@ -146,6 +153,7 @@ export async function buildInitramfs(fs: Ext4, kernelVersion: string, arch: stri
 
   addFile('init', dataFile('init'), 0o755);
   addFile('etc/drover/udhcpc.script', dataFile('udhcpc.script'), 0o755);
+  addFile('etc/drover/nfs-root.sh', dataFile('nfs-root.sh'), 0o644);
   addFile('etc/drover/modules', Buffer.from(`${wanted.join('\n')}\n`));
   addFile('etc/drover/version', Buffer.from(`${extra.version}\n`));
   const data = gzipSync(cpioNewc(sortForCpio(entries)), { level: 6 });

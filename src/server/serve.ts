@@ -61,6 +61,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     sessionTtl: config.sessionTtl,
     dataDir: config.dataDir,
     boot: { tmpfsSize: config.boot.tmpfsSize, retrySeconds: config.boot.retrySeconds, offlineAfterSeconds: config.boot.offlineAfterSeconds, authorizedKeys },
+    nfs: config.nfs,
   });
   const leftovers = await services.images.cleanLeftovers();
   if (leftovers) log.warn({ removed: leftovers }, 'removed work directories of image ingests that did not finish (crash or stop)');

@@ -13,6 +13,7 @@ import { generateHostKeys, parseAuthorizedKey, type HostKey } from '../security/
 import { inTransaction, type ServiceContext } from './context.js';
 import type { DeviceTokensService } from './device-tokens.service.js';
 import type { ImagesService } from './images.service.js';
+import type { NfsBoot, NfsService } from './nfs.service.js';
 
 export interface BootDefaults {
   /** Size of the tmpfs upper layer (mount size= syntax: 50%, 2G). */
@@ -38,6 +39,8 @@ export interface BootConfig {
   offlineAfterSeconds: number;
   reimage: number;
   stub: { version: string; url: string } | null;
+  /** Boot mode nfs: the image root and the device layer to mount (SERVER:/path each). */
+  nfs: NfsBoot | null;
 }
 
 export interface BootReport {
@@ -74,6 +77,7 @@ export class BootService {
     private readonly tokens: DeviceTokensService,
     private readonly dataDir: string,
     private readonly defaults: BootDefaults,
+    private readonly nfs: NfsService,
   ) {}
 
   async imageAndGroup(device: Device): Promise<{ image: Image; group: Group | undefined }> {
@@ -101,15 +105,25 @@ export class BootService {
     return { image, group, rootfs: { sha256: rootfs.sha256, ...(rootfs.bytes !== undefined ? { bytes: rootfs.bytes } : {}) } };
   }
 
-  async config(device: Device, serverUrl: string): Promise<BootConfig> {
+  /**
+   * `clientIp` is the address the request came from: in boot mode nfs the exports are made to
+   * name exactly that address before the device is told where to mount.
+   */
+  async config(device: Device, serverUrl: string, clientIp: string | null = null): Promise<BootConfig> {
     const { image, group, rootfs } = await this.bootableImage(device);
     const s = this.settings(group);
+    const bootMode = device.bootMode ?? group?.bootMode ?? 'ramroot';
+    let nfs: NfsBoot | null = null;
+    if (bootMode === 'nfs') {
+      if (!clientIp) throw new DroverError('DROVER_VALIDATION', 'Boot mode nfs: the device\'s address is unknown.');
+      nfs = await this.nfs.prepare(device, image, this.images.rootfsPath(image), rootfs.sha256, clientIp, serverUrl);
+    }
     const overlay = await this.overlay(device, serverUrl);
     return {
       node: device.id,
       serial: device.serial,
       hostname: defaultHostname(device),
-      bootMode: device.bootMode ?? group?.bootMode ?? 'ramroot',
+      bootMode,
       image: { id: image.id, name: image.name, tag: image.tag, sha256: image.sha256 },
       rootfs: { url: `${serverUrl}/boot/v1/images/${image.id}/rootfs.squashfs`, sha256: rootfs.sha256, size: rootfs.bytes ?? 0 },
       overlay: { url: `${serverUrl}/boot/v1/overlay`, sha256: overlay.sha256 },
@@ -118,6 +132,7 @@ export class BootService {
       offlineAfterSeconds: s.offlineAfterSeconds ?? this.defaults.offlineAfterSeconds,
       reimage: await this.reimageGeneration(device.id),
       stub: this.stubVersion(image, serverUrl),
+      nfs,
     };
   }
 
@@ -136,6 +151,7 @@ export class BootService {
       ['OVERLAY_URL', c.overlay.url], ['OVERLAY_SHA256', c.overlay.sha256],
       ['TMPFS_SIZE', c.tmpfsSize], ['RETRY', c.retrySeconds], ['OFFLINE_AFTER', c.offlineAfterSeconds], ['REIMAGE', c.reimage],
       ['STUB_VERSION', c.stub?.version ?? ''], ['STUB_URL', c.stub?.url ?? ''],
+      ['NFS_ROOT', c.nfs?.root ?? ''], ['NFS_RW', c.nfs?.rw ?? ''],
     ];
     // Every name gets the DROVER_ prefix, so nothing in the image's environment is overwritten.
     return `${lines.map(([k, v]) => `DROVER_${k}=${q(v)}`).join('\n')}\n`;

@@ -2,7 +2,7 @@
 //   GET  /boot/v1/config            image, squashfs URL + sha256, overlay, tmpfs size, retry policy
 //   GET  /boot/v1/overlay           the per-device overlay (tar.gz)
 //   GET  /boot/v1/images/:id/rootfs.squashfs   the image's root, with Range (resumed downloads)
-//   POST /boot/v1/report            one boot phase (initramfs, config, rootfs-download, overlay, switch-root)
+//   POST /boot/v1/report            one boot phase (initramfs, config, rootfs-download or rootfs-nfs, overlay, switch-root)
 //   GET  /boot/v1/stub.tar          the SD stub's boot files (firmware, kernels, initramfs) for self-update
 // plus cattlepi's API (`/boot/{id}/config` with X-Api-Key, `/images/...`) so existing cattlepi
 // SD cards can point at Drover.
@@ -32,11 +32,12 @@ const BootConfigSchema = Type.Object({
   offlineAfterSeconds: Type.Integer(),
   reimage: Type.Integer(),
   stub: Type.Union([Type.Object({ version: Type.String(), url: Type.String() }), Type.Null()]),
+  nfs: Type.Union([Type.Object({ root: Type.String(), rw: Type.String() }), Type.Null()]),
 });
 
 const ReportBody = Type.Object(
   {
-    phase: Type.Union(['initramfs', 'network', 'config', 'rootfs-download', 'overlay', 'switch-root', 'stub-update'].map((p) => Type.Literal(p))),
+    phase: Type.Union(['initramfs', 'network', 'config', 'rootfs-download', 'rootfs-nfs', 'overlay', 'switch-root', 'stub-update'].map((p) => Type.Literal(p))),
     status: Type.Union([Type.Literal('ok'), Type.Literal('failed'), Type.Literal('progress'), Type.Literal('start')]),
     message: Type.Optional(Type.String({ maxLength: 500 })),
     bytes: Type.Optional(Type.Integer({ minimum: 0 })),
@@ -50,6 +51,8 @@ const ReportBody = Type.Object(
     offline: Type.Optional(Type.Boolean()),
     serial: Type.Optional(Type.String({ maxLength: 32 })),
     imageId: Type.Optional(Type.String({ maxLength: 64 })),
+    nfsVersion: Type.Optional(Type.String({ maxLength: 8 })),
+    layer: Type.Optional(Type.Union([Type.Literal('persistent'), Type.Literal('tmpfs')])),
   },
   { additionalProperties: false },
 );
@@ -103,11 +106,11 @@ export const bootConfigRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => as
       tags: ['boot'],
       summary: "A booting device's config: image, squashfs URL and sha256, overlay, tmpfs size, retry policy. `?format=sh` gives shell assignments for the initramfs",
       querystring: Type.Object({ format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('sh')])), node: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
-      response: { 200: BootConfigSchema, ...errors(400, 404) },
+      response: { 200: BootConfigSchema, ...errors(400, 404, 500, 503) },
     },
   }, async (req, reply) => {
     const device = await deviceOf(req, req.query.node);
-    const config = await boot.config(device, deps.serverUrl(req.ip));
+    const config = await boot.config(device, deps.serverUrl(req.ip), req.ip);
     reply.header('cache-control', 'no-store');
     if (req.query.format === 'sh') return reply.type('text/plain; charset=utf-8').serializer((x: unknown) => String(x)).send(BootService.toShell(config) as never);
     return config;

@@ -13,7 +13,12 @@ export interface RenderContext {
   initramfs: string | null;
   /** OS images: Drover's initramfs per kernel file (kernel8.img → drover-initramfs8). */
   osKernels?: { file: string; initramfs: string }[] | undefined;
+  /** Boot mode nfs: the kernel arguments naming the image root and the device layer. */
+  nfsArgs?: string[] | undefined;
 }
+
+/** NFS arguments an image's own cmdline.txt may carry; Drover renders its own in boot mode nfs. */
+const NFS_ARGS = /^(nfsroot|ip|nfsrootdebug)(=|$)/;
 
 /** Arguments that point the kernel at the SD card's root; a RAM-booted Pi has none. */
 export const SD_ROOT_ARGS = /^(root|rootfstype|init|fsck\.repair|fsck\.mode|resize|splash|plymouth\.[a-z-]+|systemd\.run[a-z_]*)(=|$)/;
@@ -35,9 +40,9 @@ export function renderCmdline(original: string | null, c: RenderContext): string
   const base = (original ?? 'console=serial0,115200 console=tty1 rootwait')
     .replace(/\r?\n/g, ' ')
     .split(/\s+/)
-    .filter((a) => a && !a.startsWith('drover.') && !(c.osKernels && SD_ROOT_ARGS.test(a)));
+    .filter((a) => a && !a.startsWith('drover.') && !(c.osKernels && SD_ROOT_ARGS.test(a)) && !(c.nfsArgs && (NFS_ARGS.test(a) || a === 'ro' || a === 'rw')));
   // cmdline.txt must be a single line.
-  return `${[...base, ...droverArgs(c)].join(' ')}\n`;
+  return `${[...base, ...(c.nfsArgs ?? []), ...droverArgs(c)].join(' ')}\n`;
 }
 
 /** Which Drover initramfs each model's firmware loads: kernel8 for all, kernel_2712 for the Pi 5. */

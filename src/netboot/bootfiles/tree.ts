@@ -10,6 +10,7 @@ import { DroverError } from '../../domain/errors.js';
 import type { Device, Group, Image } from '../../domain/records.js';
 import { recordSighting } from '../../services/devices.service.js';
 import type { Services } from '../../services/index.js';
+import { nfsCmdlineArgs } from '../../images/nfs-root.js';
 import { BootPathError, confine, normalizeBootPath } from './paths.js';
 import type { FileCache } from './file-cache.js';
 import { renderCmdline, renderConfigTxt, type RenderContext } from './render.js';
@@ -90,18 +91,36 @@ export class BootTree {
 
   private async renderContext(device: Device | null, group: Group | undefined, image: Image, clientAddress: string | null): Promise<RenderContext> {
     const initramfs = Array.isArray(image.metadata.initramfs) ? (image.metadata.initramfs as string[]) : [];
+    const serverUrl = this.o.serverUrl(clientAddress);
+    const bootMode = device?.bootMode ?? group?.bootMode ?? 'ramroot';
     return {
-      serverUrl: this.o.serverUrl(clientAddress),
+      serverUrl,
       deviceId: device?.id ?? 'unknown',
       serial: device?.serial ?? 'unknown',
       hostname: device?.hostname ?? null,
       // Incoming devices get no token: nothing to read until a person accepts them.
       token: device && device.state !== 'incoming' ? await this.o.services.deviceTokens.tokenFor(device) : 'none',
-      bootMode: device?.bootMode ?? group?.bootMode ?? 'ramroot',
+      bootMode,
       imageId: image.id,
       initramfs: initramfs.find((f) => f === 'initramfs8') ?? initramfs[0] ?? null,
       osKernels: image.kind === 'os-image' ? (image.metadata.kernels as { file: string; initramfs: string }[]) : undefined,
+      nfsArgs: bootMode === 'nfs' && device ? this.nfsArgs(device, image, serverUrl) : undefined,
     };
+  }
+
+  /**
+   * nfsroot= and drover.nfs.rw= for the cmdline. The initramfs takes the same paths from its
+   * boot config (which also makes the exports name the device's address); rendering them here
+   * documents the boot on the card and serves kernels booted without Drover's initramfs.
+   */
+  private nfsArgs(device: Device, image: Image, serverUrl: string): string[] | undefined {
+    const sha = (image.metadata.rootfs as { sha256?: string } | undefined)?.sha256;
+    if (!sha) return undefined;
+    try {
+      return nfsCmdlineArgs(this.o.services.nfs.serverAddress(serverUrl), this.o.services.nfs.exportRoot, sha, device.id);
+    } catch {
+      return undefined; // no IPv4 server address: the initramfs still gets the paths from its config
+    }
   }
 
   /** An unknown serial asking for boot files: record an incoming device and say so. */
