@@ -42,6 +42,8 @@ export interface KernelVariant {
   initramfsMd5: string;
   modules: string[];
   missingModules: string[];
+  /** Wi-Fi in the initramfs (SD stub cards): the firmware files, or why there is none. */
+  wifi?: { firmware: string[]; modules: string[] } | { reason: string };
 }
 
 export interface OsImageInfo {
@@ -367,7 +369,8 @@ export async function ingestOsImage(o: IngestOptions): Promise<IngestResult> {
         const h = createHash('sha256').update(r.data).digest('hex');
         // The boot tree's description gains the initramfs without hashing every file again.
         bootEntries.splice(0, bootEntries.length, ...bootEntries.filter((e) => e.rel !== k.initramfs), { rel: k.initramfs, abs: join(bootDir, k.initramfs), size: r.data.length, sha256: h });
-        Object.assign(k, { initramfsBytes: r.data.length, initramfsSha256: h, initramfsMd5: createHash('md5').update(r.data).digest('hex'), modules: r.modules, missingModules: r.missingModules });
+        Object.assign(k, { initramfsBytes: r.data.length, initramfsSha256: h, initramfsMd5: createHash('md5').update(r.data).digest('hex'), modules: r.modules, missingModules: r.missingModules,
+          wifi: r.wifi.included ? { firmware: r.wifi.firmware, modules: r.wifi.modules } : { reason: r.wifi.reason } });
         progress({ phase: 'initramfs', done: i + 1, total: kernels.length });
       }
       const compressor = o.compressor ?? 'gzip';

@@ -28,6 +28,17 @@ export const INITRAMFS_MODULES = [
  */
 export const INITRAMFS_NFS_MODULES = ['nfsv4', 'ext4', 'crc32c_generic'];
 
+/**
+ * Wi-Fi for SD stub cards (included only when the image has wpa_supplicant; loaded by the init
+ * only when the card carries drover-wifi.conf): the Pi's Broadcom/Cypress chip, its firmware.
+ */
+export const INITRAMFS_WIFI_MODULES = ['brcmfmac', 'brcmfmac_wcc', 'cfg80211'];
+const WPA_SUPPLICANT_PATHS = ['/usr/sbin/wpa_supplicant', '/sbin/wpa_supplicant'];
+const FIRMWARE_DIRS = ['/lib/firmware/brcm', '/usr/lib/firmware/brcm'];
+/** The chips on Pi 3B/Zero W (43430), 3B+/4/5/400/CM4 (43455, 43456), Zero 2 W (43436). */
+const WIFI_FIRMWARE = /^brcmfmac434(30|36|55|56)[-.]/;
+const MAX_WIFI_FIRMWARE_BYTES = 16 * 1024 * 1024;
+
 const BUSYBOX_PATHS = ['/usr/bin/busybox', '/bin/busybox', '/usr/lib/initramfs-tools/bin/busybox', '/sbin/busybox'];
 const TRIPLETS: Record<string, string> = { arm64: 'aarch64-linux-gnu', armhf: 'arm-linux-gnueabihf', x86_64: 'x86_64-linux-gnu' };
 
@@ -36,6 +47,8 @@ export interface InitramfsResult {
   modules: string[];
   missingModules: string[];
   busybox: { path: string; static: boolean; libs: string[] };
+  /** Wi-Fi for SD stub cards: what was found in the image, or why there is none. */
+  wifi: { included: true; wpaSupplicant: string; modules: string[]; firmware: string[] } | { included: false; reason: string };
 }
 
 function dataFile(name: string): Buffer {
@@ -114,7 +127,9 @@ export async function buildInitramfs(fs: Ext4, kernelVersion: string, arch: stri
   if (arch !== 'unknown' && elf.arch !== arch) throw new DroverError('DROVER_IMAGE_NO_KERNEL', `The image's busybox is for ${elf.arch} but its kernel ${kernelVersion} is for ${arch}.`);
   addFile('bin/busybox', bb, 0o755);
   entries.push({ path: 'bin/sh', type: 'symlink', mode: 0o777, linkTarget: 'busybox' });
-  const libs = elf.isStatic ? [] : await copySharedLibs(fs, elf, addFile, entries);
+  const copiedLibs = new Set<string>();
+  const libs = elf.isStatic ? [] : await copySharedLibs(fs, elf, addFile, entries, copiedLibs, 'busybox');
+  const wifi = await addWifi(fs, elf.arch, addFile, entries, copiedLibs);
 
   // Modules and their dependencies (hard and soft), uncompressed so busybox modprobe loads them.
   const modRoot = `/lib/modules/${kernelVersion}`;
@@ -140,6 +155,10 @@ export async function buildInitramfs(fs: Ext4, kernelVersion: string, arch: stri
     else if (!builtin.has(name)) missing.push(name);
   }
   for (const name of INITRAMFS_NFS_MODULES) if (!visit(name, 0) && !builtin.has(name)) missing.push(name);
+  if (wifi.included) {
+    for (const name of INITRAMFS_WIFI_MODULES) if (visit(name, 0)) wifi.modules.push(name);
+    addFile('etc/drover/wifi-modules', Buffer.from(`${wifi.modules.join('\n')}\n`));
+  }
   const depLines: string[] = [];
   for (const [file, out] of include) {
     const data = decompressModule(file, await fs.readFileAll(`${modRoot}/${file}`, 64 * 1024 * 1024));
@@ -157,16 +176,68 @@ export async function buildInitramfs(fs: Ext4, kernelVersion: string, arch: stri
   addFile('etc/drover/modules', Buffer.from(`${wanted.join('\n')}\n`));
   addFile('etc/drover/version', Buffer.from(`${extra.version}\n`));
   const data = gzipSync(cpioNewc(sortForCpio(entries)), { level: 6 });
-  return { data, modules: wanted, missingModules: missing, busybox: { path: bbPath, static: elf.isStatic, libs } };
+  return { data, modules: wanted, missingModules: missing, busybox: { path: bbPath, static: elf.isStatic, libs }, wifi };
+}
+
+/** wpa_supplicant with its libraries and the Pi Wi-Fi firmware, when the image has them. */
+async function addWifi(fs: Ext4, arch: string, addFile: (p: string, d: Buffer, mode?: number) => void, entries: CpioEntry[], copiedLibs: Set<string>): Promise<InitramfsResult['wifi']> {
+  let path: string | null = null;
+  for (const p of WPA_SUPPLICANT_PATHS) if (!path && (await fs.lookup(p))) path = p;
+  if (!path) return { included: false, reason: 'the image has no wpa_supplicant' };
+  const bin = await fs.readFileAll(path, 32 * 1024 * 1024);
+  let elf: ElfInfo;
+  try {
+    elf = readElf(bin);
+  } catch {
+    return { included: false, reason: `${path} is not an ELF program` };
+  }
+  if (elf.arch !== arch) return { included: false, reason: `${path} is for ${elf.arch}, not ${arch}` };
+  // Collect into a scratch list first: a missing library leaves the initramfs without Wi-Fi, whole.
+  const staged: { p: string; d: Buffer; mode?: number }[] = [];
+  const stagedEntries: CpioEntry[] = [];
+  const stagedLibs = new Set(copiedLibs);
+  try {
+    if (!elf.isStatic) await copySharedLibs(fs, elf, (p, d, mode) => staged.push({ p, d, ...(mode !== undefined ? { mode } : {}) }), stagedEntries, stagedLibs, 'wpa_supplicant');
+  } catch (err) {
+    return { included: false, reason: (err as Error).message };
+  }
+  const firmware: string[] = [];
+  let bytes = 0;
+  for (const dir of FIRMWARE_DIRS) {
+    if (!(await fs.lookup(dir))) continue;
+    for (const name of await fs.readdir(dir)) {
+      if (!WIFI_FIRMWARE.test(name)) continue;
+      let data: Buffer;
+      try {
+        data = await fs.readFileAll(`${dir}/${name}`, MAX_WIFI_FIRMWARE_BYTES); // symlinks (to ../cypress/…) followed
+      } catch {
+        continue; // a dangling link or a directory
+      }
+      if ((bytes += data.length) > MAX_WIFI_FIRMWARE_BYTES) break;
+      staged.push({ p: `lib/firmware/brcm/${name}`, d: data });
+      firmware.push(name);
+    }
+    break;
+  }
+  for (const f of ['/lib/firmware/regulatory.db', '/lib/firmware/regulatory.db.p7s']) {
+    if (await fs.lookup(f)) staged.push({ p: f.slice(1), d: await fs.readFileAll(f, 1024 * 1024) });
+  }
+  addFile('usr/sbin/wpa_supplicant', bin, 0o755);
+  for (const f of staged) addFile(f.p, f.d, f.mode);
+  entries.push(...stagedEntries);
+  for (const l of stagedLibs) copiedLibs.add(l);
+  return { included: true, wpaSupplicant: path, modules: [], firmware };
 }
 
 /** The interpreter and DT_NEEDED libraries, found in the image's library directories. */
-async function copySharedLibs(fs: Ext4, elf: ElfInfo, addFile: (p: string, d: Buffer, mode?: number) => void, entries: CpioEntry[]): Promise<string[]> {
+async function copySharedLibs(fs: Ext4, elf: ElfInfo, addFile: (p: string, d: Buffer, mode?: number) => void, entries: CpioEntry[], done: Set<string>, program: string): Promise<string[]> {
   const triplet = TRIPLETS[elf.arch] ?? '';
   const dirs = [`/lib/${triplet}`, `/usr/lib/${triplet}`, '/lib', '/usr/lib', '/lib64', '/usr/lib64'];
   const copied: string[] = [];
-  const seen = new Set<string>();
-  if (elf.interpreter) {
+  // `done` holds the interpreter and library names already in the initramfs (another program's).
+  const seen = done;
+  if (elf.interpreter && !seen.has(elf.interpreter)) {
+    seen.add(elf.interpreter);
     const data = await fs.readFileAll(elf.interpreter, 32 * 1024 * 1024);
     addFile(elf.interpreter.replace(/^\//, ''), data, 0o755);
     copied.push(elf.interpreter);
@@ -189,7 +260,7 @@ async function copySharedLibs(fs: Ext4, elf: ElfInfo, addFile: (p: string, d: Bu
       found = true;
       break;
     }
-    if (!found) throw new DroverError('DROVER_IMAGE_NO_KERNEL', `busybox in the image needs ${name}, which is not in the image's library directories.`);
+    if (!found) throw new DroverError('DROVER_IMAGE_NO_KERNEL', `${program} in the image needs ${name}, which is not in the image's library directories.`);
   }
   return copied;
 }

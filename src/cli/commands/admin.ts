@@ -136,10 +136,12 @@ export function registerImage(program: Command): void {
       const i: Image = await c.request('GET', `/api/v1/images/${enc(ref)}`);
       const usage: { devices: string[]; groups: string[]; isDefault: boolean } = await c.request('GET', `/api/v1/images/${enc(i.id)}/usage`);
       if (globals(cmd).json) return printJson({ ...i, usage });
-      const m = i.metadata as { kernels?: { file: string; version: string; initramfs: string; missingModules?: string[] }[]; models?: string[]; dtbs?: string[]; rootfs?: { bytes: number; sha256: string; entries: number }; osName?: string; files?: number };
+      const m = i.metadata as { kernels?: { file: string; version: string; initramfs: string; missingModules?: string[]; wifi?: { firmware: string[] } | { reason: string } }[]; models?: string[]; dtbs?: string[]; rootfs?: { bytes: number; sha256: string; entries: number }; osName?: string; files?: number };
       const rows: [string, unknown][] = [['id', i.id], ['name', `${i.name}:${i.tag}`], ['kind', i.kind], ['status', i.status], ['sha256', i.sha256]];
       if (m.osName) rows.push(['os', m.osName]);
       if (m.kernels?.length) rows.push(['kernels', m.kernels.map((k) => (typeof k === 'string' ? k : `${k.file} ${k.version} → ${k.initramfs}${k.missingModules?.length ? ` (no ${k.missingModules.join(', ')})` : ''}`)).join('; ')]);
+      const wifi = m.kernels?.find((k) => typeof k !== 'string' && k.wifi)?.wifi;
+      if (wifi) rows.push(['SD stub Wi-Fi', 'firmware' in wifi ? `wpa_supplicant, firmware ${wifi.firmware.join(', ') || 'none (no Pi Wi-Fi chip firmware in the image)'}` : `none: ${wifi.reason}`]);
       rows.push(['boots', (m.models ?? []).join(', ') || 'no known Pi model'], ['dtbs', (m.dtbs ?? []).length]);
       if (m.rootfs) rows.push(['rootfs', `${m.rootfs.bytes} bytes, ${m.rootfs.entries} entries, sha256 ${m.rootfs.sha256}`]);
       rows.push(['used by', [usage.isDefault ? 'default image' : '', usage.groups.length ? `groups ${usage.groups.join(', ')}` : '', usage.devices.length ? `devices ${usage.devices.join(', ')}` : ''].filter(Boolean).join('; ') || 'nothing'], ['created', i.createdAt]);

@@ -260,8 +260,10 @@ export function registerSdcard(program: Command): void {
           walk(dir);
           if (o.wifiSsid && o.wifiPskFile) {
             const psk = readFileSync(o.wifiPskFile, 'utf8').trim();
-            if (psk.length < 8 || psk.length > 63) throw bad('A WPA passphrase is 8 to 63 characters.');
-            files.push({ path: 'drover-wifi.conf', source: Buffer.from(`network={\n\tssid="${o.wifiSsid.replace(/"/g, '')}"\n\tpsk="${psk.replace(/"/g, '')}"\n}\n`) });
+            // Printable ASCII only: a quote or a newline would end the value in wpa_supplicant.conf.
+            if (psk.length < 8 || psk.length > 63 || !/^[\x20-\x7e]+$/.test(psk) || psk.includes('"')) throw bad('A WPA passphrase is 8 to 63 printable ASCII characters, without ".');
+            if (Buffer.byteLength(o.wifiSsid) > 32 || /[\x00-\x1f\x7f"]/.test(o.wifiSsid)) throw bad('An SSID is 1 to 32 bytes, without control characters or ".');
+            files.push({ path: 'drover-wifi.conf', source: Buffer.from(`network={\n\tssid="${o.wifiSsid}"\n\tpsk="${psk}"\n}\n`) });
           }
           const bar = new ProgressLine(json);
           const layout = await buildSdCard({ out: resolvePath(o.out), files, cacheSizeMiB, onProgress: (p) => bar.update(p.phase, p.done, p.total) });
