@@ -3,7 +3,7 @@
 // held in memory while it runs: progress goes to live streams, and only a finished image ever
 // becomes a row (a crash or a bad file leaves nothing behind).
 import { randomBytes } from 'node:crypto';
-import { rename, rm } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DroverError, isDroverError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
@@ -87,11 +87,23 @@ export class ImagesService {
    * `done` settles when the image is stored (or the ingest failed). `removeSource` deletes the
    * file afterwards (uploads).
    */
+  /** NAME[:TAG] parsed, refused when malformed or taken: before an upload is read, and again at ingest. */
+  async freeName(input: string, tagArg?: string): Promise<{ name: string; tag: string }> {
+    const { name, tag } = parseImageName(input, tagArg);
+    if (await this.ctx.store.images.findByName(name, tag)) throw new DroverError('DROVER_IMAGE_EXISTS', `An image ${name}:${tag} already exists.`);
+    return { name, tag };
+  }
+
   async startIngest(input: { name: string; tag?: string | undefined; path: string; makeDefault?: boolean | undefined; removeSource?: boolean; sourceName?: string | undefined }, actor: string): Promise<{ job: IngestJob; done: Promise<IngestJob> }> {
-    const { name, tag } = parseImageName(input.name, input.tag);
-    if (await this.ctx.store.images.findByName(name, tag)) {
+    let name: string;
+    let tag: string;
+    try {
+      ({ name, tag } = await this.freeName(input.name, input.tag));
+      const st = await stat(input.path).catch(() => null);
+      if (!st?.isFile()) throw new DroverError('DROVER_VALIDATION', `There is no file ${input.path} on the controller host (the path is read by the controller, not the client).`);
+    } catch (err) {
       if (input.removeSource) await rm(input.path, { force: true });
-      throw new DroverError('DROVER_IMAGE_EXISTS', `An image ${name}:${tag} already exists.`);
+      throw err;
     }
     const job: IngestJob = {
       id: newId('ing'), name, tag, source: input.sourceName ?? input.path.split('/').pop() ?? input.path, status: 'running', phase: 'queued',
@@ -190,7 +202,12 @@ export class ImagesService {
     const img = await resolveImage(this.ctx.store, ref);
     const u = await this.usage(img);
     if (u.devices.length || u.groups.length || u.isDefault) {
-      const who = [...(u.isDefault ? ['the default image'] : []), ...(u.groups.length ? [`groups ${u.groups.join(', ')}`] : []), ...(u.devices.length ? [`devices ${u.devices.join(', ')}`] : [])];
+      // Devices by the name people know them by (hostname, else serial), with the id to act on.
+      const names = await Promise.all(u.devices.map(async (id) => {
+        const d = await this.ctx.store.devices.get(id);
+        return d ? `${d.hostname ?? d.serial} (${id})` : id;
+      }));
+      const who = [...(u.isDefault ? ['the default image'] : []), ...(u.groups.length ? [`groups ${u.groups.join(', ')}`] : []), ...(names.length ? [`devices ${names.join(', ')}${names.length === 20 ? ' and maybe more' : ''}`] : [])];
       throw new DroverError('DROVER_IMAGE_IN_USE', `${img.name}:${img.tag} is used by ${who.join('; ')}.`);
     }
     const shared = (await this.ctx.store.images.list()).some((i) => i.id !== img.id && i.sha256 === img.sha256 && i.kind === img.kind);

@@ -210,13 +210,33 @@ describe('images and the boot API: HTTP and CLI against drover serve', () => {
     const notImage = cli(['image', 'add', text, '--name', 'bad:text']);
     assert.notEqual(notImage.code, 0);
     assert.match(notImage.stderr, /error DROVER_IMAGE_FORMAT/);
-    // Refused after the upload arrived: an invalid name, a name that is taken.
+    // Refused before the body is read: an invalid name, a name that is taken.
     const badName = cli(['image', 'add', imgAgz, '--name', 'Not A Name']);
     assert.notEqual(badName.code, 0);
     assert.match(badName.stderr, /DROVER_VALIDATION/);
     const taken = cli(['image', 'add', imgAgz, '--name', 'fix:one']);
     assert.equal(taken.code, 5, taken.stderr);
     assert.match(taken.stderr, /DROVER_IMAGE_EXISTS/);
+    // Only headers promising 10 GB, no body at all: the answer must come from the headers alone.
+    const takenStatus = await new Promise<number>((resolve, reject) => {
+      const u = new URL(`${server.url}/api/v1/images?name=fix:one`);
+      const r = request({ host: u.hostname, port: u.port, path: `${u.pathname}${u.search}`, method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/octet-stream', 'content-length': String(10 * 1024 ** 3) } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+        r.destroy();
+      });
+      r.on('error', reject);
+      r.setTimeout(10_000, () => reject(new Error('no answer before the body')));
+      r.flushHeaders();
+    });
+    assert.equal(takenStatus, 409, 'a taken name is refused on the headers alone');
+    // A file on the controller host that is not there: 400, no job.
+    const jobsBefore = (await ok('GET', '/api/v1/images/ingests')).json.items.length;
+    const missing = await call('POST', '/api/v1/images/ingest', { body: { name: 'nofile', path: join(dir, 'no-such.img.xz') } });
+    assert.equal(missing.status, 400);
+    assert.equal(missing.json.code, 'DROVER_VALIDATION');
+    assert.match(missing.json.message, /no file .*no-such\.img\.xz on the controller host/);
+    assert.equal((await ok('GET', '/api/v1/images/ingests')).json.items.length, jobsBefore, 'no ingest job was started');
 
     const failed = (await ok('GET', '/api/v1/events?type=image.ingest-failed')).json.items;
     const byName = (n: string) => failed.find((e: any) => e.data.name === n);
@@ -354,7 +374,7 @@ describe('images and the boot API: HTTP and CLI against drover serve', () => {
     const d = (await ok('POST', '/api/v1/devices', { body: { serial: '10000009', state: 'accepted' } })).json;
     await ok('POST', `/api/v1/devices/${d.id}/assign`, { body: { image: 'fix:b' } });
     assert.deepEqual((await ok('GET', `/api/v1/images/${b.id}/usage`)).json, { devices: [d.id], groups: [], isDefault: false });
-    refused(new RegExp(`devices ${d.id}`));
+    refused(new RegExp(`devices 10000009 \\(${d.id}\\)`)); // by serial (no hostname), with the id
     await ok('POST', `/api/v1/devices/${d.id}/assign`, { body: { image: null } });
 
     assert.match(cliOk(['image', 'rm', 'fix:b2']).stdout, /Removed fix:b2/);

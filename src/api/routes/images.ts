@@ -86,6 +86,7 @@ export const imageRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (
     if (req.headers['content-type']?.split(';')[0]?.trim() !== 'application/octet-stream') throw new DroverError('DROVER_UNSUPPORTED_MEDIA_TYPE', 'Send the image file as the body with Content-Type: application/octet-stream.');
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (declared > uploadLimit) throw new DroverError('DROVER_BODY_TOO_LARGE', `The upload is ${declared} bytes; this controller accepts up to ${uploadLimit} (imageUploadLimit).`);
+    await images.freeName(q.name, q.tag); // a bad or taken name is refused before gigabytes arrive
     // Beside the ingest work directories: a `.tmp-*` name, so a crash leaves nothing that a
     // restart (cleanLeftovers) does not remove, and no directory stays behind afterwards.
     await mkdir(images.osStoreDir, { recursive: true });
@@ -123,7 +124,7 @@ export const imageRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (
   // Reads a file on the controller host: admin only.
   app.post('/api/v1/images/ingest', {
     config: { auth: 'admin' },
-    schema: { tags: ['images'], summary: 'Ingest an OS image file that is already on the controller host; answers 202 with the ingest job', body: PathBody, response: { 202: Type.Ref(IngestJob), ...errors(400, 409) } },
+    schema: { tags: ['images'], summary: 'Ingest an OS image file that is already on the controller host; answers 202 with the ingest job (400 when there is no such file)', body: PathBody, response: { 202: Type.Ref(IngestJob), ...errors(400, 409) } },
   }, async (req, reply) => {
     const b = req.body;
     const { job } = await images.startIngest({ name: b.name, tag: b.tag, path: b.path, makeDefault: b.default }, actorOf(req));
