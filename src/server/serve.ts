@@ -63,6 +63,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     boot: { tmpfsSize: config.boot.tmpfsSize, retrySeconds: config.boot.retrySeconds, offlineAfterSeconds: config.boot.offlineAfterSeconds, authorizedKeys },
     nfs: config.nfs,
   });
+  const stopNfsFollow = services.nfs.followDevices(services.ctx, (err, deviceId) => log.error({ err, deviceId }, 'could not remove the NFS exports of a device that no longer boots over NFS'));
   const leftovers = await services.images.cleanLeftovers();
   if (leftovers) log.warn({ removed: leftovers }, 'removed work directories of image ingests that did not finish (crash or stop)');
   const serverUrl = serverUrlResolver(config.publicUrl, config.listen);
@@ -100,6 +101,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     await app.listen({ host: config.listen.host, port: config.listen.port });
     await netboot.start();
   } catch (err) {
+    stopNfsFollow();
     await netboot.stop().catch(() => undefined);
     await app?.close().catch(() => undefined);
     await store.close();
@@ -121,6 +123,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     log,
     close() {
       closing ??= (async () => {
+        stopNfsFollow();
         await netboot.stop();
         await app.close();
         await store.close();

@@ -13,6 +13,10 @@ import type { Device, Image } from '../domain/records.js';
 import { renderCmdline } from '../netboot/bootfiles/render.js';
 import { nfsCmdlineArgs } from '../images/nfs-root.js';
 import { prereq, which } from '../../test/helpers/prereq.js';
+import { systemClock } from '../domain/time.js';
+import { Store } from '../store/store.js';
+import { DevicesService } from './devices.service.js';
+import { EventBus } from './event-bus.js';
 import { NfsService } from './nfs.service.js';
 
 const SBIN = ['/usr/sbin', '/sbin'];
@@ -80,6 +84,49 @@ describe('NfsService', prereq('mksquashfs, unsquashfs, mkfs.ext4', tools, 'squas
     const other = 'c'.repeat(64);
     await assert.rejects(svc.prepare(device('dev_e'), image, broken, other, '198.18.0.14', 'http://198.18.0.1:8080'), (e: DroverError) => e.code === 'DROVER_NFS_FAILED');
     assert.ok(!existsSync(join(exportRoot, 'images', other, 'root')));
+  });
+});
+
+describe('NfsService follows devices', prereq('mksquashfs, unsquashfs, mkfs.ext4', tools, 'squashfs-tools e2fsprogs'), () => {
+  const dir = mkdtempSync(join(tmpdir(), 'drover-nfs-follow-'));
+  let store: Store | undefined;
+  after(() => {
+    store?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('drops the exports of a device that is retired or leaves boot mode nfs, and keeps the others', async () => {
+    store = await Store.open(join(dir, 'drover.db'));
+    const ctx = { store, bus: new EventBus(), clock: systemClock, dataDir: dir };
+    const devices = new DevicesService(ctx);
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'f'), 'x');
+    const sqfs = join(dir, 'rootfs.squashfs');
+    execFileSync('mksquashfs', [src, sqfs, '-quiet', '-noappend', '-no-progress'], { env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
+    const exportsFile = join(dir, 'drover.exports');
+    const svc = new NfsService({ exportRoot: join(dir, 'export'), server: '198.18.0.1', exportsFile, ganeshaConfig: null, reloadCommand: null, layerBytes: 64 * 1024 * 1024 });
+    const errors: unknown[] = [];
+    const stop = svc.followDevices(ctx, (e) => errors.push(e));
+    try {
+      const [a, b, c] = await Promise.all(['aa000001', 'aa000002', 'aa000003'].map((serial) => devices.create({ serial, bootMode: 'nfs', state: 'accepted' }, 'test')));
+      for (const [i, d] of [a!, b!, c!].entries()) await svc.prepare(d, image, sqfs, SHA, `198.18.0.${20 + i}`, 'http://198.18.0.1:8080');
+      const ids = async () => (await svc.list()).map((x) => x.deviceId).sort();
+      const settle = async (want: string[]) => {
+        for (let t = 0; t < 50 && JSON.stringify(await ids()) !== JSON.stringify(want); t++) await new Promise((r) => setTimeout(r, 20));
+        assert.deepEqual(await ids(), want);
+      };
+      await devices.patch(a!.id, { hostname: 'renamed' }, 'test'); // nothing NFS about it
+      await devices.act(b!.id, 'retire', 'test');
+      await settle([a!.id, c!.id].sort());
+      await devices.patch(c!.id, { bootMode: 'ramroot' }, 'test');
+      await settle([a!.id]);
+      assert.ok(!readFileSync(exportsFile, 'utf8').includes(c!.id), 'the exports file no longer names it');
+      assert.ok(existsSync(join(dir, 'export', 'devices', c!.id, 'layer.ext4')), 'its layer is kept on disk');
+      assert.deepEqual(errors, []);
+    } finally {
+      stop();
+    }
   });
 });
 

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DroverError } from '../domain/errors.js';
 import type { Device, Image } from '../domain/records.js';
+import type { ServiceContext } from './context.js';
 import {
   assertHostIPv4, deviceLayer, deviceLayerPath, imageRootPath, isIPv4, renderExports, renderGaneshaConfig, unpackRootOnce, writeExportsFile, type NfsExportEntry,
 } from '../images/nfs-root.js';
@@ -102,6 +103,29 @@ export class NfsService {
     const next = { ...clients };
     delete next[deviceId];
     await this.save(next);
+  }
+
+  /**
+   * Keeps the exports to devices that may still boot over NFS: a rejected or retired device, or
+   * one whose boot mode is no longer nfs, loses its exports at once (its layer stays on disk).
+   * Returns the unsubscribe function. Errors are passed to `onError` (the server logs them).
+   */
+  followDevices(ctx: ServiceContext, onError: (err: unknown, deviceId: string) => void): () => void {
+    return ctx.bus.subscribe((m) => {
+      if (m.kind !== 'event' || !m.event.deviceId) return;
+      const { type, deviceId } = m.event;
+      const fields = (m.event.data as { fields?: string[] } | undefined)?.fields ?? [];
+      if (type !== 'device.rejected' && type !== 'device.retired' && !(type === 'device.updated' && (fields.includes('bootMode') || fields.includes('groupId')))) return;
+      void (async () => {
+        if (!(await this.load())[deviceId]) return;
+        if (type === 'device.updated') {
+          const d = await ctx.store.devices.get(deviceId);
+          const group = d?.groupId ? await ctx.store.groups.get(d.groupId) : undefined;
+          if (d && (d.bootMode ?? group?.bootMode ?? 'ramroot') === 'nfs') return;
+        }
+        await this.forget(deviceId);
+      })().catch((err) => onError(err, deviceId));
+    });
   }
 
   /** The devices the exports currently name. */
