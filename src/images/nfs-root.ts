@@ -122,7 +122,7 @@ export interface UnpackInfo {
 const inFlight = new Map<string, Promise<string>>();
 
 /** The tool's path on PATH or in the sbin directories (mkfs.ext4 is in /usr/sbin). */
-function findTool(cmd: string): string | null {
+export function findTool(cmd: string): string | null {
   const dirs = (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':').concat(['/usr/sbin', '/sbin']);
   for (const d of dirs) if (d && existsSync(join(d, cmd))) return join(d, cmd);
   return null;

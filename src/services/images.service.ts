@@ -248,8 +248,7 @@ export class ImagesService {
 
   async addBootDir(input: { name: string; tag?: string | undefined; path: string; makeDefault?: boolean | undefined }, actor: string): Promise<ImageView> {
     // The tag is always given here, so a colon in the name is never read as NAME:TAG.
-    const { name, tag } = parseImageName(input.name, input.tag ?? 'latest');
-    if (await this.ctx.store.images.findByName(name, tag)) throw new DroverError('DROVER_IMAGE_EXISTS', `An image ${name}:${tag} already exists.`);
+    const { name, tag } = await this.freeName(input.name, input.tag ?? 'latest');
     const { info } = await importBootDir(input.path, join(this.dataDir, 'images', 'boot'));
     const image = await inTransaction(this.ctx, async (tx) => {
       const img = await tx.images.create({

@@ -5,14 +5,13 @@
 // images/nfs-root.ts; this service keeps the list of NFS clients (EXPORT_ROOT/clients.json),
 // writes the exports file (and ganesha's config when asked) and reloads the NFS server.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DroverError } from '../domain/errors.js';
 import type { Device, Image } from '../domain/records.js';
 import type { ServiceContext } from './context.js';
 import {
-  assertHostIPv4, deviceLayer, deviceLayerPath, imageRootPath, isIPv4, renderExports, renderGaneshaConfig, unpackRootOnce, writeExportsFile, type NfsExportEntry,
+  assertHostIPv4, deviceLayer, deviceLayerPath, findTool, imageRootPath, isIPv4, renderExports, renderGaneshaConfig, unpackRootOnce, writeExportsFile, type NfsExportEntry,
 } from '../images/nfs-root.js';
 
 export interface NfsSettings {
@@ -171,7 +170,7 @@ export class NfsService {
 
   private async reload(): Promise<void> {
     let cmd = this.s.reloadCommand;
-    if (cmd === undefined) cmd = this.s.exportsFile && ['/usr/sbin/exportfs', '/sbin/exportfs'].some((p) => existsSync(p)) ? 'exportfs -ra' : null;
+    if (cmd === undefined) cmd = this.s.exportsFile && findTool('exportfs') ? 'exportfs -ra' : null;
     if (!cmd) return;
     await new Promise<void>((resolve, reject) => {
       execFile('sh', ['-c', cmd!], { timeout: 30_000, env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } }, (err, _stdout, stderr) => {

@@ -9,18 +9,18 @@
 //   3. after assigning image b, the next boot runs b;
 //   4. the card boots, sees the controller assigned a newer stub, and rewrites its boot files.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildPiImage, imagePrereq } from '../helpers/pi-image.js';
 import { freePort } from '../helpers/postgres.js';
-import { prereq, which } from '../helpers/prereq.js';
+import { prereq } from '../helpers/prereq.js';
+import { netbootFiles as netbootFilesOf, qemuAarch64 as qemu, qemuBoot } from '../helpers/qemu.js';
 import { drover, spawnServer, type ServerProcess } from '../helpers/server.js';
 
-const qemu = which('qemu-system-aarch64');
 const SERIAL = '10000001';
 const HOSTNAME = 'qemu-node-1';
 const BOOT_TIMEOUT_MS = 100_000;
@@ -103,47 +103,15 @@ describe('QEMU: a real kernel boots an ingested image through Drover', prereq('q
     serverPort = server.port;
   };
 
-  /** Boots QEMU until the fixture's init powers off (or the initramfs reboots); returns the console. */
-  function boot(name: string, o: { kernel: string; initrd: string; cmdline: string; disk?: string }): Promise<string> {
-    const args = [
-      '-M', 'virt', '-cpu', 'cortex-a72', '-m', '1024', '-smp', '2', '-accel', 'tcg,thread=multi',
-      '-nographic', '-monitor', 'none', '-no-reboot',
-      '-kernel', o.kernel, '-initrd', o.initrd, '-append', `${o.cmdline.trim()} console=ttyAMA0`,
-      '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0',
-      ...(o.disk ? ['-drive', `file=${o.disk},if=none,id=sd,format=raw`, '-device', 'virtio-blk-pci,drive=sd'] : []),
-    ];
-    const child = spawn(qemu!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`${name}: QEMU did not finish in ${BOOT_TIMEOUT_MS / 1000}s. Console:\n${out.slice(-4000)}`));
-      }, BOOT_TIMEOUT_MS);
-      child.on('exit', () => {
-        clearTimeout(timer);
-        children.delete(child);
-        writeFileSync(join(dir, `${name}.console.log`), out);
-        resolve(out);
-      });
-    });
-  }
+  const boot = (name: string, o: { kernel: string; initrd: string; cmdline: string; disk?: string }) => qemuBoot({ name, ...o, dir, timeoutMs: BOOT_TIMEOUT_MS, children });
 
   /** The kernel, initramfs and cmdline a netbooting Pi gets, over the boot tree's HTTP mirror. */
   async function netbootFiles(tag: string) {
-    const get = async (f: string) => Buffer.from(await (await fetch(`http://127.0.0.1:${serverPort}/boot/v1/files/${SERIAL}/${f}`)).arrayBuffer());
-    const kernel = join(dir, `kernel-${tag}`);
-    const initrd = join(dir, `initrd-${tag}`);
-    writeFileSync(kernel, await get('kernel8.img'));
-    writeFileSync(initrd, await get('drover-initramfs8'));
-    const config = (await get('config.txt')).toString();
+    const { config, ...files } = await netbootFilesOf(`http://127.0.0.1:${serverPort}`, SERIAL, dir, tag);
     assert.match(config, /^initramfs drover-initramfs8 followkernel$/m, 'config.txt loads Drover\'s initramfs');
     assert.doesNotMatch(config, /auto_initramfs/);
-    const cmdline = (await get('cmdline.txt')).toString();
-    assert.doesNotMatch(cmdline, /root=PARTUUID|rootfstype/, 'no SD root in a RAM boot');
-    return { kernel, initrd, cmdline };
+    assert.doesNotMatch(files.cmdline, /root=PARTUUID|rootfstype/, 'no SD root in a RAM boot');
+    return files;
   }
 
   /** What the firmware would load from the SD stub card: its kernel, initramfs and cmdline. */

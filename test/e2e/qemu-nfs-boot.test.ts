@@ -17,10 +17,10 @@ import { renderGaneshaConfig } from '../../src/images/nfs-root.js';
 import { buildPiImage, imagePrereq } from '../helpers/pi-image.js';
 import { freePort } from '../helpers/postgres.js';
 import { prereq, which } from '../helpers/prereq.js';
+import { netbootFiles as netbootFilesOf, qemuAarch64 as qemu, qemuBoot } from '../helpers/qemu.js';
 import { drover, spawnServer, type ServerProcess } from '../helpers/server.js';
 
 const SBIN = ['/usr/sbin', '/sbin'];
-const qemu = which('qemu-system-aarch64');
 const ganesha = which('ganesha.nfsd', SBIN);
 const fsalVfs = ['/usr/lib/x86_64-linux-gnu/ganesha', '/usr/lib/aarch64-linux-gnu/ganesha', '/usr/lib/ganesha', '/usr/lib64/ganesha'].some((d) => existsSync(join(d, 'libfsalvfs.so')));
 const isRoot = process.getuid?.() === 0;
@@ -76,38 +76,11 @@ describe('QEMU: a real kernel boots an image over NFS (boot mode nfs, nfs-ganesh
     return text ? JSON.parse(text) : undefined;
   };
 
-  function boot(name: string, o: { kernel: string; initrd: string; cmdline: string }): Promise<string> {
-    const child = spawn(qemu!, [
-      '-M', 'virt', '-cpu', 'cortex-a72', '-m', '1024', '-smp', '2', '-accel', 'tcg,thread=multi', '-nographic', '-monitor', 'none', '-no-reboot',
-      '-kernel', o.kernel, '-initrd', o.initrd, '-append', `${o.cmdline.trim()} console=ttyAMA0`,
-      '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`${name}: QEMU did not finish in ${BOOT_TIMEOUT_MS / 1000}s. Console:\n${out.slice(-4000)}`));
-      }, BOOT_TIMEOUT_MS);
-      child.on('exit', () => {
-        clearTimeout(timer);
-        children.delete(child);
-        writeFileSync(join(dir, `${name}.console.log`), out);
-        resolve(out);
-      });
-    });
-  }
-
-  async function netbootFiles(tag: string) {
-    const get = async (f: string) => Buffer.from(await (await fetch(`${server!.url}/boot/v1/files/${SERIAL}/${f}`)).arrayBuffer());
-    const kernel = join(dir, `kernel-${tag}`);
-    const initrd = join(dir, `initrd-${tag}`);
-    writeFileSync(kernel, await get('kernel8.img'));
-    writeFileSync(initrd, await get('drover-initramfs8'));
-    return { kernel, initrd, cmdline: (await get('cmdline.txt')).toString() };
-  }
+  const boot = (name: string, o: { kernel: string; initrd: string; cmdline: string }) => qemuBoot({ name, ...o, dir, timeoutMs: BOOT_TIMEOUT_MS, children });
+  const netbootFiles = async (tag: string) => {
+    const { config: _config, ...files } = await netbootFilesOf(server!.url, SERIAL, dir, tag);
+    return files;
+  };
 
   before(async () => {
     if (skip.skip) return;
