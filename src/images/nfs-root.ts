@@ -291,8 +291,9 @@ export async function deviceLayer(exportRoot: string, deviceId: string, opts: De
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const layer = join(dir, LAYER_FILE);
   const stampPath = join(dir, 'image');
+  let was = '';
   if (imageSha256 !== undefined) {
-    const was = (await readFile(stampPath, 'utf8').catch(() => '')).trim();
+    was = (await readFile(stampPath, 'utf8').catch(() => '')).trim();
     if (was && was !== imageSha256 && existsSync(layer)) {
       const old = join(exportRoot, 'devices-old');
       await mkdir(old, { recursive: true, mode: 0o700 });
@@ -300,7 +301,8 @@ export async function deviceLayer(exportRoot: string, deviceId: string, opts: De
     }
   }
   if (!existsSync(layer)) await makeLayerFile(layer, sizeBytes);
-  if (imageSha256 !== undefined) await writeExportsFile(stampPath, `${imageSha256}\n`);
+  // Every NFS boot passes here: rewrite (and fsync) the stamp only when it changes.
+  if (imageSha256 !== undefined && was !== imageSha256) await writeExportsFile(stampPath, `${imageSha256}\n`);
   return dir;
 }
 
