@@ -59,6 +59,15 @@ export const ERRORS = {
   DROVER_NFS_PREPARING: spec(503, 'api', 'The NFS root of this image is still being unpacked for its first NFS boot.', 'Nothing to do: the device retries its config request with back-off and boots once the unpack is done.'),
   DROVER_NFS_FAILED: spec(500, 'api', 'The NFS root could not be prepared (unpack, device layer, exports or the NFS server reload failed).', 'Read the message and the controller log; check nfsExportRoot, nfsExportsFile, nfsReloadCommand and that the NFS server (kernel nfsd or nfs-ganesha) runs.'),
   DROVER_NO_DEFAULT_IMAGE: spec(404, 'api', 'No image is assigned to the device, its group, or as the default.', 'Assign one (`drover node assign NODE IMAGE`) or set a default (`drover image default IMAGE`).'),
+  // agent, jobs, health, power
+  DROVER_AGENT_OFFLINE: spec(409, 'api', 'The device has no connected agent, so the job cannot be sent.', 'Check that drover-agent.service runs on the device (`journalctl -u drover-agent`) and can reach the controller; `drover node show` gives its last heartbeat.'),
+  DROVER_AGENT_PROTOCOL: spec(400, 'api', 'The agent sent a message that does not follow the agent protocol.', 'Run an agent of the same Drover version as the controller (re-image the device or update the image).'),
+  DROVER_JOB_NOT_FOUND: spec(404, 'api', 'No job has that id.', 'List the device\'s jobs with `drover node jobs NODE`; finished jobs are also in the event log.'),
+  DROVER_JOB_INVALID: spec(400, 'api', 'The job parameters are not valid for its kind.', 'See the message; e.g. exec needs `argv` or `sh`, write-file needs an absolute `path`.'),
+  DROVER_POWER_NOT_CONFIGURED: spec(409, 'api', 'The device has no power driver configured.', 'Set `power` in the device\'s or its group\'s settings, e.g. `{"driver":"exec","command":["/usr/local/bin/ppi"]}`; docs/power.md lists the drivers.'),
+  DROVER_POWER_CONFIG: spec(400, 'api', 'The power driver configuration is not valid.', 'The message names the field; docs/power.md gives every driver\'s settings.'),
+  DROVER_POWER_FAILED: spec(502, 'api', 'The power driver could not carry out the action.', 'Read the message (the driver\'s exit code, HTTP status or SNMP error) and check the relay, hub, switch or BMC it drives.'),
+  DROVER_WEBHOOK_CONFIG: spec(500, 'startup', 'The webhook settings are not valid.', 'Give webhookUrl as an http(s) URL and webhookSecretFile as a readable file holding the HMAC secret.'),
   // tokens, users
   DROVER_TOKEN_NOT_FOUND: spec(404, 'api', 'No token has that id.', 'List tokens with `drover token ls`.'),
   DROVER_TOKEN_DEVICE_REQUIRED: spec(400, 'api', 'A device token must name its device, and only a device token may.', 'Pass `deviceId` together with role `device`, or drop it for other roles.'),
