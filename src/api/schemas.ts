@@ -28,6 +28,31 @@ export const ErrorBody = Type.Object(
   { $id: 'Error' },
 );
 
+export const DeviceHealth = Type.Object(
+  {
+    health: Type.String({ enum: ['unknown', 'alive', 'suspect', 'dead'] }),
+    phi: Nullable(Type.Number({ description: 'Suspicion level of the heartbeat detector (phi accrual); suspect from the policy threshold, 8 by default' })),
+    since: Nullable(Timestamp),
+    reason: Nullable(Type.String()),
+    lastHeartbeat: Nullable(Timestamp),
+    agent: Type.Object({
+      connected: Type.Boolean(),
+      version: Nullable(Type.String()),
+      bootId: Nullable(Type.String()),
+      imageId: Nullable(Type.String()),
+      bootedAt: Nullable(Timestamp),
+    }),
+    remediation: Type.Object({
+      step: Type.Optional(Type.String({ description: 'The ladder step running now' })),
+      stepStartedAt: Type.Optional(Timestamp),
+      reason: Type.Optional(Type.String()),
+      failed: Type.Optional(Type.Boolean()),
+      stepsLastHour: Type.Integer(),
+    }),
+  },
+  { description: 'Agent and health facts (device_health)' },
+);
+
 export const Device = Type.Object(
   {
     id: Type.String(),
@@ -42,10 +67,12 @@ export const Device = Type.Object(
     bootMode: Nullable(BootMode),
     state: Type.String({ enum: [...DEVICE_STATES] }),
     ipAddresses: Type.Array(Type.String()),
+    settings: Type.Optional(Json),
     firstSeen: Nullable(Timestamp),
     lastSeen: Nullable(Timestamp),
     createdAt: Timestamp,
     updatedAt: Timestamp,
+    health: Type.Optional(DeviceHealth),
   },
   { $id: 'Device' },
 );
@@ -121,6 +148,25 @@ export const Event = Type.Object(
   { $id: 'Event' },
 );
 
+export const Job = Type.Object(
+  {
+    id: Type.String(),
+    deviceId: Type.String(),
+    kind: Type.String({ enum: ['reboot', 'shutdown', 'exec', 'write-file', 'restart-unit', 'logs', 'next-boot-image'] }),
+    params: Json,
+    state: Type.String({ enum: ['queued', 'running', 'succeeded', 'failed', 'timeout', 'lost'] }),
+    actor: Nullable(Type.String()),
+    timeoutMs: Type.Integer(),
+    createdAt: Timestamp,
+    startedAt: Nullable(Timestamp),
+    finishedAt: Nullable(Timestamp),
+    exitCode: Nullable(Type.Integer()),
+    output: Nullable(Type.String()),
+    error: Nullable(Type.String()),
+  },
+  { $id: 'Job' },
+);
+
 export const page = <T extends TSchema>(item: T) =>
   Type.Object({
     items: Type.Array(item),
@@ -140,4 +186,4 @@ export function errors(...statuses: number[]): Record<number, TSchema> {
   return Object.fromEntries([401, 403, 429, ...statuses].map((s) => [s, Type.Ref(ErrorBody)]));
 }
 
-export const sharedSchemas = [ErrorBody, Device, Group, Image, Token, User, Event];
+export const sharedSchemas = [ErrorBody, Device, Group, Image, Token, User, Event, Job];

@@ -1,5 +1,7 @@
 // The records Drover keeps, as the services and the API see them (camelCase, parsed JSON).
 import type { BootMode, DeviceState } from './device.js';
+import type { Health, RemediationState } from './health.js';
+import type { JobKind } from '../agent/protocol.js';
 import type { Role } from './roles.js';
 
 export interface Device {
@@ -15,10 +17,49 @@ export interface Device {
   bootMode: BootMode | null;
   state: DeviceState;
   ipAddresses: string[];
+  /** Per-device overrides of the group's settings (e.g. `power`). */
+  settings: Record<string, unknown>;
   firstSeen: string | null;
   lastSeen: string | null;
   createdAt: string;
   updatedAt: string;
+}
+
+/** What the controller knows about a device's agent and health (device_health). */
+export interface DeviceHealth {
+  deviceId: string;
+  health: Health;
+  /** phi of the heartbeat detector when it was last stored. */
+  phi: number | null;
+  /** When `health` last changed, and why. */
+  since: string | null;
+  reason: string | null;
+  lastHeartbeat: string | null;
+  agent: { connected: boolean; version: string | null; bootId: string | null; imageId: string | null; bootedAt: string | null };
+  stream: string | null;
+  lastSeq: number;
+  gossip: { addr: string; port: number } | null;
+  remediation: RemediationState;
+  updatedAt: string;
+}
+
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'timeout' | 'lost';
+
+export interface Job {
+  id: string;
+  deviceId: string;
+  kind: JobKind;
+  params: Record<string, unknown>;
+  state: JobState;
+  actor: string | null;
+  timeoutMs: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  exitCode: number | null;
+  /** The output's tail (64 KiB at most). */
+  output: string | null;
+  error: string | null;
 }
 
 export interface GroupPolicy {

@@ -39,6 +39,7 @@ export interface PatchDeviceInput {
   boardRevision?: string | null | undefined;
   bootMode?: BootMode | null | undefined;
   macs?: string[] | undefined;
+  settings?: Record<string, unknown> | undefined;
 }
 
 export class DevicesService {
@@ -100,6 +101,7 @@ export class DevicesService {
           boardRevision: input.boardRevision,
           bootMode: input.bootMode,
           macs,
+          settings: input.settings,
           labels: input.labels && mergeLabels(current.labels, input.labels),
         },
         tx.now,

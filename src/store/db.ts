@@ -6,6 +6,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type 
 import pg from 'pg';
 import { DroverError } from '../domain/errors.js';
 import { initial } from './migrations/0001_initial.js';
+import { health } from './migrations/0002_health.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -62,7 +63,7 @@ export async function openDatabase(url: string): Promise<OpenedDatabase> {
 }
 
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect) };
+  return { '0001_initial': initial(dialect), '0002_health': health(dialect) };
 }
 
 export async function migrate(db: Kysely<Database>, dialect: Dialect): Promise<void> {

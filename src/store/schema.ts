@@ -14,6 +14,7 @@ export interface DevicesTable {
   boot_mode: string | null;
   state: string;
   ip_addresses: string; // JSON string[]
+  settings: string; // JSON object (per-device overrides, e.g. power)
   first_seen: string | null;
   last_seen: string | null;
   created_at: string;
@@ -88,6 +89,55 @@ export interface EventsTable {
   data: string; // JSON object
 }
 
+export interface DeviceHealthTable {
+  device_id: string;
+  health: string; // alive | suspect | dead | unknown
+  phi: number | null;
+  since: string | null;
+  reason: string | null;
+  last_heartbeat: string | null;
+  agent_connected: number;
+  agent_version: string | null;
+  boot_id: string | null;
+  reported_image_id: string | null;
+  booted_at: string | null;
+  stream: string | null;
+  last_seq: number;
+  gossip: string | null; // JSON {addr, port}
+  remediation: string; // JSON RemediationState
+  updated_at: string;
+}
+
+export interface MetricsTable {
+  device_id: string;
+  ts: string;
+  seq: number;
+  data: string; // JSON Metrics
+}
+
+export interface MetricsRollupTable {
+  device_id: string;
+  minute: string;
+  n: number;
+  data: string; // JSON MetricsRollup
+}
+
+export interface JobsTable {
+  id: string;
+  device_id: string;
+  kind: string;
+  params: string; // JSON
+  state: string;
+  actor: string | null;
+  timeout_ms: number;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  exit_code: number | null;
+  output: string | null;
+  error: string | null;
+}
+
 export interface MetaTable {
   key: string;
   value: string;
@@ -103,4 +153,8 @@ export interface Database {
   users: UsersTable;
   events: EventsTable;
   meta: MetaTable;
+  device_health: DeviceHealthTable;
+  metrics: MetricsTable;
+  metrics_rollup: MetricsRollupTable;
+  jobs: JobsTable;
 }

@@ -9,11 +9,12 @@ import { postgresBinDir, startPostgres, type PrivatePostgres } from '../../test/
 import { prereq } from '../../test/helpers/prereq.js';
 import { newId } from '../domain/ids.js';
 import type { Device } from '../domain/records.js';
+import type { NewDevice } from './repositories/devices.repository.js';
 import { Store } from './store.js';
 
 const T0 = '2026-01-01T00:00:00.000Z';
 
-function device(serial: string, extra: Partial<Device> = {}): Omit<Device, 'updatedAt'> {
+function device(serial: string, extra: Partial<Device> = {}): NewDevice {
   return {
     id: newId('dev'),
     serial,
@@ -252,6 +253,67 @@ function contract(name: string, open: () => Promise<Store>, options: { skip: str
       assert.deepEqual(ranged.items.map((e) => e.data.i), [2, 1]);
       assert.deepEqual((await store.events.after(ids[4]!, 10)).map((e) => e.data.i), [5, 6]);
       assert.deepEqual((await store.events.after(0, 10, d.id)).map((e) => e.data.i), [0, 1, 2, 3]);
+    });
+
+    it('device settings: stored as JSON, replaced by update', async () => {
+      const d = await store.devices.create(device('5e771165'));
+      assert.deepEqual(d.settings, {});
+      const u = await store.devices.update(d.id, { settings: { power: { driver: 'exec', command: ['/bin/true'] } } }, T0);
+      assert.deepEqual(u.settings, { power: { driver: 'exec', command: ['/bin/true'] } });
+    });
+
+    it('health: upsert creates then patches, counts by health, cascades with the device', async () => {
+      const d = await store.devices.create(device('4ea17401'));
+      const h0 = await store.health.upsert(d.id, { agent: { connected: true, version: '0.1.0', bootId: 'b1' }, stream: 's1' }, T0);
+      assert.equal(h0.health, 'unknown');
+      assert.equal(h0.agent.connected, true);
+      assert.equal(h0.lastSeq, 0);
+      const h1 = await store.health.upsert(d.id, { health: 'dead', phi: 12.5, reason: 'phi', remediation: { step: 1, history: [T0] }, gossip: { addr: '198.18.0.9', port: 7946 } }, T0);
+      assert.equal(h1.health, 'dead');
+      assert.equal(h1.phi, 12.5);
+      assert.equal(h1.agent.version, '0.1.0');
+      assert.deepEqual(h1.remediation, { step: 1, history: [T0] });
+      assert.deepEqual(h1.gossip, { addr: '198.18.0.9', port: 7946 });
+      await store.health.touchMany([{ deviceId: d.id, lastHeartbeat: T0, lastSeq: 41, phi: 0.2 }], T0);
+      assert.equal((await store.health.get(d.id))!.lastSeq, 41);
+      assert.equal((await store.health.countByHealth()).dead, 1);
+      assert.ok((await store.health.getMany([d.id])).has(d.id));
+      await store.devices.delete(d.id);
+      assert.equal(await store.health.get(d.id), undefined);
+    });
+
+    it('metrics: batched inserts, ranges, rollup upsert, pruning', async () => {
+      const d = await store.devices.create(device('3e7c1c50'));
+      const m = { cpu: [0.5, 0.25], load: [1, 0.5, 0.25] as [number, number, number], mem: [4e9, 3e9] as [number, number], disk: [3e10, 2e10] as [number, number], net: [10, 20] as [number, number], uptime: 99 };
+      const samples = Array.from({ length: 2500 }, (_, i) => ({ deviceId: d.id, ts: new Date(Date.parse(T0) + i * 1000).toISOString(), seq: i + 1, m }));
+      await store.metrics.insertMany(samples);
+      const r = await store.metrics.range(d.id, T0, '2026-01-01T00:01:00.000Z');
+      assert.equal(r.length, 60);
+      assert.deepEqual(r[0]!.m, m);
+      assert.equal((await store.metrics.latest(d.id))!.seq, 2500);
+      const roll = { cpu: 0.4, cpuMax: 0.5, load1: 1, memUsed: 0.25, diskUsed: 0.33, temp: 50, tempMax: 51, throttled: 0, rx: 1, tx: 2 };
+      await store.metrics.upsertRollups([{ deviceId: d.id, minute: '2026-01-01T00:00', n: 60, data: roll }]);
+      await store.metrics.upsertRollups([{ deviceId: d.id, minute: '2026-01-01T00:00', n: 61, data: { ...roll, cpu: 0.9 } }]);
+      const rolls = await store.metrics.rollups(d.id, '2026-01-01T00:00', '2026-01-01T01:00');
+      assert.equal(rolls.length, 1);
+      assert.equal(rolls[0]!.n, 61);
+      assert.equal(rolls[0]!.data.cpu, 0.9);
+      assert.equal((await store.metrics.samplesBetween(T0, '2026-01-01T00:00:10.000Z')).length, 10);
+      const pruned = await store.metrics.prune('2026-01-01T00:10:00.000Z', '2026-01-01T00:00');
+      assert.equal(pruned.raw, 600);
+      assert.equal(pruned.rollups, 0);
+    });
+
+    it('jobs: create, update, list newest first and by state', async () => {
+      const d = await store.devices.create(device('10b5a11e'));
+      const base = { deviceId: d.id, kind: 'exec' as const, params: { sh: 'true' }, actor: 'tok_1', timeoutMs: 1000, startedAt: null, finishedAt: null, exitCode: null, output: null, error: null };
+      await store.jobs.create({ ...base, id: 'job_1', state: 'queued', createdAt: T0 });
+      await store.jobs.create({ ...base, id: 'job_2', state: 'queued', createdAt: '2026-01-01T00:00:01.000Z' });
+      const done = await store.jobs.update('job_1', { state: 'succeeded', exitCode: 0, output: 'hi\n', finishedAt: T0 });
+      assert.equal(done!.exitCode, 0);
+      assert.deepEqual((await store.jobs.listByDevice(d.id, 10)).map((j) => j.id), ['job_2', 'job_1']);
+      assert.deepEqual((await store.jobs.listByState(['queued'])).map((j) => j.id), ['job_2']);
+      assert.deepEqual((await store.jobs.get('job_2'))!.params, { sh: 'true' });
     });
 
     it('meta: set and overwrite', async () => {

@@ -5,6 +5,9 @@ import { migrate, openDatabase, type Dialect } from './db.js';
 import { DevicesRepository } from './repositories/devices.repository.js';
 import { EventsRepository } from './repositories/events.repository.js';
 import { GroupsRepository } from './repositories/groups.repository.js';
+import { HealthRepository } from './repositories/health.repository.js';
+import { JobsRepository } from './repositories/jobs.repository.js';
+import { MetricsRepository } from './repositories/metrics.repository.js';
 import { ImagesRepository } from './repositories/images.repository.js';
 import { MetaRepository } from './repositories/meta.repository.js';
 import { TokensRepository } from './repositories/tokens.repository.js';
@@ -19,6 +22,9 @@ export class Repositories {
   readonly users: UsersRepository;
   readonly events: EventsRepository;
   readonly meta: MetaRepository;
+  readonly health: HealthRepository;
+  readonly metrics: MetricsRepository;
+  readonly jobs: JobsRepository;
 
   constructor(db: Kysely<Database>) {
     this.devices = new DevicesRepository(db);
@@ -28,6 +34,9 @@ export class Repositories {
     this.users = new UsersRepository(db);
     this.events = new EventsRepository(db);
     this.meta = new MetaRepository(db);
+    this.health = new HealthRepository(db);
+    this.metrics = new MetricsRepository(db);
+    this.jobs = new JobsRepository(db);
   }
 }
 

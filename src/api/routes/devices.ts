@@ -43,6 +43,7 @@ const PatchBody = Type.Object(
     boardRevision: Type.Optional(Nullable(Type.String({ maxLength: 40 }))),
     bootMode: Type.Optional(Nullable(BootMode)),
     macs: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { maxItems: 16 })),
+    settings: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Per-device overrides of the group settings, replaced whole (e.g. `power`, see docs/power.md)' })),
   },
   { additionalProperties: false, minProperties: 1 },
 );

@@ -14,10 +14,10 @@ export interface DeviceFilter {
   q?: string | undefined;
 }
 
-export type NewDevice = Omit<Device, 'updatedAt'>;
+export type NewDevice = Omit<Device, 'updatedAt' | 'settings'> & { settings?: Record<string, unknown> };
 
 export type DevicePatch = Partial<
-  Pick<Device, 'model' | 'boardRevision' | 'hostname' | 'groupId' | 'imageId' | 'bootMode' | 'state' | 'ipAddresses' | 'firstSeen' | 'lastSeen'>
+  Pick<Device, 'model' | 'boardRevision' | 'hostname' | 'groupId' | 'imageId' | 'bootMode' | 'state' | 'ipAddresses' | 'firstSeen' | 'lastSeen' | 'settings'>
 > & { labels?: Record<string, string>; macs?: string[] };
 
 export class DevicesRepository {
@@ -38,6 +38,7 @@ export class DevicesRepository {
           boot_mode: d.bootMode,
           state: d.state,
           ip_addresses: JSON.stringify(d.ipAddresses),
+          settings: JSON.stringify(d.settings ?? {}),
           first_seen: d.firstSeen,
           last_seen: d.lastSeen,
           created_at: d.createdAt,
@@ -134,6 +135,7 @@ export class DevicesRepository {
     if (patch.bootMode !== undefined) set.boot_mode = patch.bootMode;
     if (patch.state !== undefined) set.state = patch.state;
     if (patch.ipAddresses !== undefined) set.ip_addresses = JSON.stringify(patch.ipAddresses);
+    if (patch.settings !== undefined) set.settings = JSON.stringify(patch.settings);
     if (patch.firstSeen !== undefined) set.first_seen = patch.firstSeen;
     if (patch.lastSeen !== undefined) set.last_seen = patch.lastSeen;
     try {
@@ -208,6 +210,7 @@ export class DevicesRepository {
       bootMode: r.boot_mode as BootMode | null,
       state: r.state as DeviceState,
       ipAddresses: parseJson<string[]>(r.ip_addresses, []),
+      settings: parseJson<Record<string, unknown>>(r.settings, {}),
       firstSeen: r.first_seen,
       lastSeen: r.last_seen,
       createdAt: r.created_at,
