@@ -6,6 +6,7 @@ import { registerEvents } from './commands/events.js';
 import { registerLogin } from './commands/login.js';
 import { registerNetboot } from './commands/netboot.js';
 import { registerNode } from './commands/node.js';
+import { registerNodeHealth, registerPower } from './commands/health.js';
 import { registerSdcard } from './commands/images.js';
 import { registerDemo, registerServe } from './commands/serve.js';
 import { registerVirtualPi } from './commands/virtual-pi.js';
@@ -24,6 +25,8 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerLogin(program);
   registerNode(program);
+  registerNodeHealth(program);
+  registerPower(program);
   registerGroup(program);
   registerSdcard(program);
   registerImage(program);

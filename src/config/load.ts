@@ -37,6 +37,9 @@ export interface Config {
   piOuis: string[];
   boot: { tmpfsSize: string; retrySeconds: number; offlineAfterSeconds: number; authorizedKeysFile: string | undefined };
   imageUploadLimit: number;
+  agent: { heartbeatMs: number; rawRetentionHours: number; rollupRetentionDays: number };
+  gossipListen: { host: string; port: number } | null;
+  webhook: { url: string; secretFile: string | undefined } | null;
   nfs: { exportRoot: string; server: string | undefined; exportsFile: string | null; ganeshaConfig: string | null; reloadCommand: string | null | undefined };
   /** Which file was read, if any. */
   configFile: string | undefined;
@@ -193,9 +196,24 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     },
     imageUploadLimit: Number(values.imageUploadLimit),
     nfs: nfsConfig(values, dataDir),
+    agent: { heartbeatMs: Number(values.agentHeartbeat) * 1000, rawRetentionHours: Number(values.metricsRetention), rollupRetentionDays: Number(values.metricsRollupRetention) },
+    gossipListen: values.gossipListen === 'off' ? null : parseListen(String(values.gossipListen)),
+    webhook: webhookConfig(values),
     configFile: file,
     sources,
   };
+}
+
+function webhookConfig(values: Record<string, unknown>): Config['webhook'] {
+  const url = values.webhookUrl as string | undefined;
+  const secretFile = values.webhookSecretFile as string | undefined;
+  if (url === undefined) {
+    if (secretFile !== undefined) throw new DroverError('DROVER_CONFIG_INVALID', 'Setting webhookSecretFile needs webhookUrl.');
+    return null;
+  }
+  if (!/^https?:\/\//.test(url)) throw new DroverError('DROVER_CONFIG_INVALID', `Setting webhookUrl: "${url}" is not an http(s) URL.`);
+  if (secretFile !== undefined && !isAbsolute(secretFile)) throw new DroverError('DROVER_CONFIG_INVALID', `Setting webhookSecretFile: "${secretFile}" is not an absolute path.`);
+  return { url, secretFile };
 }
 
 function nfsConfig(values: Record<string, unknown>, dataDir: string): Config['nfs'] {
@@ -281,6 +299,12 @@ export function describeConfig(c: Config): Record<string, { value: unknown; sour
     nfsExportsFile: c.nfs.exportsFile ?? 'off',
     nfsGaneshaConfig: c.nfs.ganeshaConfig,
     nfsReloadCommand: c.nfs.reloadCommand === null ? 'off' : (c.nfs.reloadCommand ?? null),
+    agentHeartbeat: c.agent.heartbeatMs / 1000,
+    metricsRetention: c.agent.rawRetentionHours,
+    metricsRollupRetention: c.agent.rollupRetentionDays,
+    gossipListen: c.gossipListen ? `${c.gossipListen.host}:${c.gossipListen.port}` : 'off',
+    webhookUrl: c.webhook?.url ?? null,
+    webhookSecretFile: c.webhook?.secretFile ?? null,
   };
   return Object.fromEntries(Object.entries(shown).map(([k, v]) => [k, { value: v, source: c.sources[k] ?? 'default' }]));
 }

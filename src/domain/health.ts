@@ -2,6 +2,7 @@
 // health service feeds it the time, the detector's phi and the device's facts, and carries out
 // what it decides.
 import { DroverError } from './errors.js';
+import type { DeviceHealth } from './records.js';
 
 export const HEALTH_STATES = ['unknown', 'alive', 'suspect', 'dead'] as const;
 export type Health = (typeof HEALTH_STATES)[number];
@@ -135,6 +136,8 @@ export function classify(input: { phi: number; suspectSince: number | null; now:
 export interface RemediationState {
   /** Index into the policy's ladder of the step running now; absent when no ladder runs. */
   step?: number;
+  /** That step's name (the policy may change while a ladder runs). */
+  stepName?: LadderStep;
   stepStartedAt?: string;
   ladderStartedAt?: string;
   reason?: string;
@@ -175,4 +178,24 @@ export function stepsInLastHour(s: RemediationState, now: Date): number {
 export function pruneHour(times: string[] | undefined, now: Date): string[] {
   const hourAgo = now.getTime() - 3600_000;
   return (times ?? []).filter((t) => Date.parse(t) > hourAgo);
+}
+
+/** Health as the API and live streams show it (the ladder's bookkeeping stays inside). */
+export function publicHealth(h: DeviceHealth, now = new Date()) {
+  const r = h.remediation;
+  return {
+    health: h.health,
+    phi: h.phi === null ? null : Math.round(h.phi * 100) / 100,
+    since: h.since,
+    reason: h.reason,
+    lastHeartbeat: h.lastHeartbeat,
+    agent: h.agent,
+    remediation: {
+      ...(r.stepName ? { step: r.stepName } : {}),
+      ...(r.stepStartedAt ? { stepStartedAt: r.stepStartedAt } : {}),
+      ...(r.reason ? { reason: r.reason } : {}),
+      ...(r.failed ? { failed: true } : {}),
+      stepsLastHour: stepsInLastHour(r, now),
+    },
+  };
 }

@@ -10,7 +10,7 @@ function base32(bytes: Uint8Array, length: number): string {
   return out;
 }
 
-export function newId(prefix: 'dev' | 'grp' | 'img' | 'tok' | 'usr' | 'ing', now = Date.now()): string {
+export function newId(prefix: 'dev' | 'grp' | 'img' | 'tok' | 'usr' | 'ing' | 'job', now = Date.now()): string {
   const time = now.toString(32).padStart(9, '0');
   return `${prefix}_${time}${base32(randomBytes(8), 8)}`;
 }

@@ -43,6 +43,16 @@ export function ensureDataDir(dir: string): void {
   }
 }
 
+function readSecret(file: string): string {
+  try {
+    const secret = readFileSync(file, 'utf8').trim();
+    if (!secret) throw new Error('the file is empty');
+    return secret;
+  } catch (err) {
+    throw new DroverError('DROVER_WEBHOOK_CONFIG', `Setting webhookSecretFile: cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
 function readAuthorizedKeys(file: string): string[] {
   try {
     return readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
@@ -62,6 +72,9 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     dataDir: config.dataDir,
     boot: { tmpfsSize: config.boot.tmpfsSize, retrySeconds: config.boot.retrySeconds, offlineAfterSeconds: config.boot.offlineAfterSeconds, authorizedKeys },
     nfs: config.nfs,
+    logger: log,
+    agent: { heartbeatMs: config.agent.heartbeatMs, ingest: { rawRetentionHours: config.agent.rawRetentionHours, rollupRetentionDays: config.agent.rollupRetentionDays } },
+    webhook: config.webhook ? { url: config.webhook.url, secret: config.webhook.secretFile ? readSecret(config.webhook.secretFile) : null } : null,
   });
   const stopNfsFollow = services.nfs.followDevices(services.ctx, (err, deviceId) => log.error({ err, deviceId }, 'could not remove the NFS exports of a device that no longer boots over NFS'));
   const leftovers = await services.images.cleanLeftovers();
@@ -100,10 +113,13 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     });
     await app.listen({ host: config.listen.host, port: config.listen.port });
     await netboot.start();
+    await services.health.start();
   } catch (err) {
     stopNfsFollow();
+    await services.health.stop().catch(() => undefined);
     await netboot.stop().catch(() => undefined);
     await app?.close().catch(() => undefined);
+    await services.agents.close().catch(() => undefined);
     await store.close();
     if (err instanceof DroverError) throw err;
     throw new DroverError('DROVER_LISTEN_FAILED', `Cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`);
@@ -124,8 +140,13 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     close() {
       closing ??= (async () => {
         stopNfsFollow();
+        await services.health.stop();
         await netboot.stop();
         await app.close();
+        // after the sockets are gone: the last samples are written before the store closes
+        await services.agents.close();
+        await services.jobs.close();
+        await services.webhook?.close();
         await store.close();
         log.info('drover stopped');
         log.flush?.();

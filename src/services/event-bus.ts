@@ -1,11 +1,20 @@
 // In-process fan-out of committed changes to live streams (SSE). One controller process; with
 // several replicas on PostgreSQL this becomes LISTEN/NOTIFY (see docs/architecture.md).
 import { EventEmitter } from 'node:events';
-import type { Device, DroverEvent } from '../domain/records.js';
+import type { Metrics } from '../agent/protocol.js';
+import type { Device, DeviceHealth, DroverEvent, Job } from '../domain/records.js';
 import type { IngestJob } from './images.service.js';
 
-// `progress` is transient (never stored): long work such as an image ingest reporting its phase.
-export type BusMessage = { kind: 'event'; event: DroverEvent } | { kind: 'device'; device: Device } | { kind: 'progress'; job: IngestJob };
+// `progress`, `job-output` and `sample` are transient (never stored as events): long work
+// reporting its phase, a job's output as it streams, a device's live metrics for charts.
+export type BusMessage =
+  | { kind: 'event'; event: DroverEvent }
+  | { kind: 'device'; device: Device }
+  | { kind: 'progress'; job: IngestJob }
+  | { kind: 'health'; health: DeviceHealth }
+  | { kind: 'job'; job: Job }
+  | { kind: 'job-output'; jobId: string; deviceId: string; stream: 'stdout' | 'stderr'; data: string }
+  | { kind: 'sample'; deviceId: string; ts: string; m: Metrics };
 
 export class EventBus {
   private readonly emitter = new EventEmitter();

@@ -274,7 +274,7 @@ function contract(name: string, open: () => Promise<Store>, options: { skip: str
       assert.equal(h1.agent.version, '0.1.0');
       assert.deepEqual(h1.remediation, { step: 1, history: [T0] });
       assert.deepEqual(h1.gossip, { addr: '198.18.0.9', port: 7946 });
-      await store.health.touchMany([{ deviceId: d.id, lastHeartbeat: T0, lastSeq: 41, phi: 0.2 }], T0);
+      await store.health.touchMany([{ deviceId: d.id, lastHeartbeat: T0, lastSeq: 41 }], T0);
       assert.equal((await store.health.get(d.id))!.lastSeq, 41);
       assert.equal((await store.health.countByHealth()).dead, 1);
       assert.ok((await store.health.getMany([d.id])).has(d.id));

@@ -1,6 +1,8 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { DEVICE_STATES, type DeviceState } from '../../domain/device.js';
 import { DroverError } from '../../domain/errors.js';
+import { publicHealth } from '../../domain/health.js';
+import type { Device as DeviceRecord } from '../../domain/records.js';
 import { actorOf, assertDeviceScope } from '../auth.js';
 import { BootMode, Cursor, Device, Event, EventType, Json, Labels, Limit, Nullable, Ref, errors, page } from '../schemas.js';
 import type { ApiDeps } from '../app.js';
@@ -81,6 +83,16 @@ export function parseLabelFilter(l: string | string[] | undefined): Record<strin
   return out;
 }
 
+/** Devices with their health (live phi) attached, as the fleet page shows them. */
+export async function withHealth(deps: ApiDeps, items: DeviceRecord[]): Promise<(DeviceRecord & { health?: ReturnType<typeof publicHealth> })[]> {
+  if (items.length === 0) return items;
+  const health = await deps.services.health.get(items.map((d) => d.id));
+  return items.map((d) => {
+    const h = health.get(d.id);
+    return h ? { ...d, health: publicHealth(h) } : d;
+  });
+}
+
 export const deviceRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (app) => {
   const { devices, groups } = deps.services;
 
@@ -90,10 +102,11 @@ export const deviceRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async 
   }, async (req) => {
     const q = req.query;
     const groupId = q.group ? (await groups.get(q.group)).id : undefined;
-    return devices.list(
+    const result = await devices.list(
       { state: parseStates(q.state), labels: parseLabelFilter(q.label), groupId, imageId: q.image, q: q.q },
       { limit: q.limit ?? 50, cursor: q.cursor },
     );
+    return { ...result, items: await withHealth(deps, result.items) };
   });
 
   app.get('/api/v1/devices/summary', {
@@ -123,7 +136,7 @@ export const deviceRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async 
   }, async (req) => {
     const device = await devices.get(req.params.id);
     assertDeviceScope(req, device.id);
-    return device;
+    return (await withHealth(deps, [device]))[0]!;
   });
 
   app.patch('/api/v1/devices/:id', {

@@ -3,7 +3,8 @@ import type { BusMessage } from '../../services/event-bus.js';
 import { principalOf } from '../auth.js';
 import type { ApiDeps } from '../app.js';
 import fastJson from 'fast-json-stringify';
-import { Cursor, Device, Event, EventType, Limit, Timestamp, errors, page } from '../schemas.js';
+import { publicHealth } from '../../domain/health.js';
+import { Cursor, Device, Event, EventType, Job, Limit, Timestamp, errors, page } from '../schemas.js';
 
 const ListQuery = Type.Object(
   {
@@ -27,6 +28,7 @@ const StreamQuery = Type.Object(
 // Stream messages go through the same schemas as REST responses: fields not named there never leave.
 const serializeDevice = fastJson(Device as object);
 const serializeEvent = fastJson(Event as object);
+const serializeJob = fastJson(Job as object);
 
 const HEARTBEAT_MS = 15_000;
 const REPLAY_LIMIT = 1000;
@@ -53,7 +55,7 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (
     config: { auth: 'device-read' },
     schema: {
       tags: ['events'],
-      summary: 'Live stream (Server-Sent Events): `event: event` for each new event, `event: device` for each changed device, `event: progress` for running image ingests',
+      summary: 'Live stream (Server-Sent Events): `event: event` for each new event, `event: device` for each changed device, `event: health` for health changes, `event: job` / `job-output` for jobs, `event: progress` for running image ingests; a device-scoped stream also carries `event: sample` (live metrics)',
       querystring: StreamQuery,
       produces: ['text/event-stream'],
       response: { 200: Type.String({ description: 'text/event-stream' }), ...errors(404) },
@@ -78,9 +80,22 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsyncTypebox => async (
         // Image ingests are controller-wide work; device-scoped streams do not see them.
         if (deviceId) return;
         res.write(`event: progress\ndata: ${JSON.stringify(m.job)}\n\n`);
-      } else {
+      } else if (m.kind === 'device') {
         if (deviceId && m.device.id !== deviceId) return;
         res.write(`event: device\ndata: ${serializeDevice(m.device)}\n\n`);
+      } else if (m.kind === 'health') {
+        if (deviceId && m.health.deviceId !== deviceId) return;
+        res.write(`event: health\ndata: ${JSON.stringify({ deviceId: m.health.deviceId, ...publicHealth(m.health) })}\n\n`);
+      } else if (m.kind === 'job') {
+        if (deviceId && m.job.deviceId !== deviceId) return;
+        res.write(`event: job\ndata: ${serializeJob(m.job)}\n\n`);
+      } else if (m.kind === 'job-output') {
+        if (deviceId && m.deviceId !== deviceId) return;
+        res.write(`event: job-output\ndata: ${JSON.stringify(m)}\n\n`);
+      } else if (m.kind === 'sample') {
+        // Live metrics only on a device's own stream: a fleet-wide stream would carry every heartbeat.
+        if (!deviceId || m.deviceId !== deviceId) return;
+        res.write(`event: sample\ndata: ${JSON.stringify({ ts: m.ts, m: m.m })}\n\n`);
       }
     };
     // Subscribe before replaying so nothing committed in between is missed; drop duplicates.

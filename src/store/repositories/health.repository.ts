@@ -55,11 +55,11 @@ export class HealthRepository {
   }
 
   /** Many small updates (heartbeat time, phi, seq) in one statement each, inside the caller's transaction. */
-  async touchMany(rows: { deviceId: string; lastHeartbeat: string; lastSeq: number; phi: number | null }[], now: string): Promise<void> {
+  async touchMany(rows: { deviceId: string; lastHeartbeat: string; lastSeq: number }[], now: string): Promise<void> {
     for (const r of rows) {
       await this.db
         .updateTable('device_health')
-        .set({ last_heartbeat: r.lastHeartbeat, last_seq: r.lastSeq, phi: r.phi, updated_at: now })
+        .set({ last_heartbeat: r.lastHeartbeat, last_seq: r.lastSeq, updated_at: now })
         .where('device_id', '=', r.deviceId)
         .execute();
     }
