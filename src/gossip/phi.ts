@@ -22,7 +22,9 @@ export class PhiAccrualDetector {
   private readonly minStd: number;
   private readonly pause: number;
   private readonly first: number;
-  private readonly intervals: Float64Array;
+  // Grown on demand up to `max`, then used as a ring: a gossip member keeps one detector per
+  // peer, and a 1,000-member group would otherwise pin 8 KB per peer per member up front.
+  private readonly intervals: number[] = [];
   private count = 0;
   private head = 0;
   private sum = 0;
@@ -35,7 +37,6 @@ export class PhiAccrualDetector {
     this.minStd = o.minStdDeviationMs ?? 100;
     this.pause = o.acceptableHeartbeatPauseMs ?? 0;
     this.first = o.firstHeartbeatEstimateMs ?? 1000;
-    this.intervals = new Float64Array(this.max);
   }
 
   /** Records a heartbeat arrival (ms, monotonic or wall clock, but one kind only). */
@@ -56,9 +57,12 @@ export class PhiAccrualDetector {
       const old = this.intervals[this.head]!;
       this.sum -= old;
       this.sumSq -= old * old;
-    } else this.count++;
-    this.intervals[this.head] = interval;
-    this.head = (this.head + 1) % this.max;
+      this.intervals[this.head] = interval;
+      this.head = (this.head + 1) % this.max;
+    } else {
+      this.intervals.push(interval);
+      this.count++;
+    }
     this.sum += interval;
     this.sumSq += interval * interval;
   }
