@@ -49,3 +49,49 @@ describe('phi accrual', () => {
     assert.equal(d.samples, 3);
   });
 });
+
+// Akka's PhiAccrualFailureDetectorSpec, value for value (its spec uses minStdDeviation 10 ms).
+describe('phi accrual: Akka spec values', () => {
+  it('realistic phi values for mean 1000 ms, std 100 ms', () => {
+    const expected: [number, number][] = [
+      [0, 0.0],
+      [500, 0.1],
+      [1000, 0.3],
+      [1200, 1.6],
+      [1400, 4.7],
+      [1600, 10.8],
+      [1700, 15.3],
+    ];
+    for (const [diff, phi] of expected) assert.ok(Math.abs(phiOf(diff, 1000, 100) - phi) <= 0.1, `phi(${diff}) = ${phiOf(diff, 1000, 100)}, want ${phi} ± 0.1`);
+  });
+
+  it('phi from the first-heartbeat guess when only one heartbeat arrived', () => {
+    const d = new PhiAccrualDetector({ minStdDeviationMs: 10, firstHeartbeatEstimateMs: 1000 });
+    d.heartbeat(0);
+    assert.ok(Math.abs(d.phi(1000) - 0.3) <= 0.2);
+    assert.ok(Math.abs(d.phi(2000) - 4.5) <= 0.3);
+    assert.ok(d.phi(3000) > 15);
+  });
+
+  it('marks a node dead after missed heartbeats and available again once they resume', () => {
+    const d = new PhiAccrualDetector({ threshold: 3, minStdDeviationMs: 10 });
+    d.heartbeat(0);
+    d.heartbeat(1000);
+    d.heartbeat(1100);
+    assert.equal(d.available(1200), true);
+    assert.equal(d.available(8200), false);
+    d.heartbeat(8200);
+    d.heartbeat(9200);
+    d.heartbeat(10_200);
+    assert.equal(d.available(10_300), true);
+  });
+
+  it('uses only maxSampleSize intervals: same phi once the old ones slid out', () => {
+    const d = new PhiAccrualDetector({ maxSampleSize: 3, minStdDeviationMs: 10 });
+    for (const t of [0, 100, 200, 300]) d.heartbeat(t);
+    const phi1 = d.phi(400);
+    for (const t of [1000, 1500, 2000, 2500]) d.heartbeat(t);
+    const phi2 = d.phi(3000);
+    assert.ok(Math.abs(phi1 - phi2) < 0.001, `${phi1} vs ${phi2}`);
+  });
+});
