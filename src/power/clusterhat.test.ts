@@ -10,9 +10,8 @@ import { after, beforeEach, describe, it } from 'node:test';
 import { DroverError } from '../domain/errors.js';
 import { parseClusterctrlStatus } from './drivers/clusterhat.js';
 import { createPowerDriver, parsePowerConfig } from './index.js';
+import { FIXTURES, T } from '../../test/fixtures/power/expect.js';
 
-const FIXTURES = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'power');
-const T = { deviceId: 'dev_01', serial: 'abcd1234', hostname: 'pi-a' };
 
 describe('clusterhat driver (stand-in clusterctrl: no Cluster HAT here)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'drover-power-clusterhat-'));

@@ -6,11 +6,9 @@ import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
-import { DroverError } from '../domain/errors.js';
 import { createPowerDriver, parsePowerConfig, type PowerDriver } from './index.js';
+import { FIXTURES, T, failsWith } from '../../test/fixtures/power/expect.js';
 
-const FIXTURES = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'power');
-const T = { deviceId: 'dev_01', serial: 'abcd1234', hostname: 'pi-a' };
 
 /** Processes of process group `pgid` that are not zombies (from /proc/PID/stat: state and pgrp). */
 function liveGroupMembers(pgid: number): string[] {
@@ -28,12 +26,6 @@ function liveGroupMembers(pgid: number): string[] {
   return live;
 }
 
-const failsWith = (re: RegExp) => (e: unknown) => {
-  assert.ok(e instanceof DroverError, String(e));
-  assert.equal(e.code, 'DROVER_POWER_FAILED');
-  assert.match(e.message, re);
-  return true;
-};
 
 describe('exec driver (bakery PPI)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'drover-power-exec-'));

@@ -10,19 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { startNodeServer, type Peer } from '../../test/fixtures/power/child-process.js';
-import { DroverError } from '../domain/errors.js';
 import { createPowerDriver, parsePowerConfig, type PowerDriver } from './index.js';
+import { FIXTURES, T, failsWith } from '../../test/fixtures/power/expect.js';
 
-const FIXTURES = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'power');
-const T = { deviceId: 'dev_01', serial: 'abcd1234', hostname: 'pi-a' };
 
-const failsWith = (re: RegExp, secret?: string) => (e: unknown) => {
-  assert.ok(e instanceof DroverError, String(e));
-  assert.equal(e.code, 'DROVER_POWER_FAILED');
-  assert.match(e.message, re);
-  if (secret !== undefined) assert.ok(!e.message.includes(secret), `the message shows the secret: ${e.message}`);
-  return true;
-};
 
 interface Logged {
   method: string;

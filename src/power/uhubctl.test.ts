@@ -9,19 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { which } from '../../test/helpers/prereq.js';
-import { DroverError } from '../domain/errors.js';
 import { parseUhubctlStatus } from './drivers/uhubctl.js';
 import { createPowerDriver, parsePowerConfig } from './index.js';
+import { FIXTURES, T, failsWith } from '../../test/fixtures/power/expect.js';
 
-const FIXTURES = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'power');
-const T = { deviceId: 'dev_01', serial: 'abcd1234', hostname: 'pi-a' };
 
-const failsWith = (re: RegExp) => (e: unknown) => {
-  assert.ok(e instanceof DroverError, String(e));
-  assert.equal(e.code, 'DROVER_POWER_FAILED');
-  assert.match(e.message, re);
-  return true;
-};
 
 describe('uhubctl driver (stand-in uhubctl: no USB hub here)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'drover-power-uhubctl-'));
