@@ -43,6 +43,9 @@ export interface AgentsOptions {
 
 export class AgentsService extends EventEmitter<AgentEvents> {
   private readonly sessions = new Map<string, { session: AgentSession; info: AgentInfo | null }>();
+  /** Devices whose agent advertises a gossip member, as an array for O(1) random seed picks. */
+  private readonly gossipers: string[] = [];
+  private readonly gossiperIndex = new Map<string, number>();
   readonly ingest: MetricsIngest;
 
   constructor(
@@ -146,29 +149,55 @@ export class AgentsService extends EventEmitter<AgentEvents> {
     const entry = this.sessions.get(session.deviceId);
     if (!entry || entry.session !== session) return;
     entry.info = info;
+    if (info.gossip) this.addGossiper(session.deviceId);
+    else this.removeGossiper(session.deviceId);
     session.send({ t: 'welcome', heartbeatMs: this.opts.heartbeatMs, ack, seeds: this.seeds(session.deviceId) });
     this.opts.logger?.info({ device: session.deviceId, version: msg.version, bootChanged, ack, remote: session.remote }, 'agent connected');
     this.emit('hello', session.deviceId, info, bootChanged);
   }
 
-  /** Up to five gossip members for a joining agent: the controller's own member first, then random agents. */
+  /**
+   * Up to five gossip members for a joining agent: the controller's own member first, then
+   * random agents. Picks by index, not by shuffling: after a controller restart every agent says
+   * hello at once, and a pass over all sessions per hello would be quadratic.
+   */
   private seeds(except: string): { node: string; addr: string; port: number }[] {
     const out: { node: string; addr: string; port: number }[] = [];
     const own = this.opts.controllerGossip?.();
     if (own) out.push(own);
-    const others = [...this.sessions.entries()].filter(([id, s]) => id !== except && s.info?.gossip);
-    for (let i = others.length - 1; i > 0; i--) {
-      const j = Math.floor(Math.random() * (i + 1));
-      [others[i], others[j]] = [others[j]!, others[i]!];
+    const picked = new Set<string>([except]);
+    for (let tries = 0; out.length < 5 && tries < 20 && picked.size <= this.gossipers.length; tries++) {
+      const id = this.gossipers[Math.floor(Math.random() * this.gossipers.length)]!;
+      if (picked.has(id)) continue;
+      picked.add(id);
+      const gossip = this.sessions.get(id)?.info?.gossip;
+      if (gossip) out.push({ node: id, ...gossip });
     }
-    for (const [id, s] of others.slice(0, 5 - out.length)) out.push({ node: id, ...s.info!.gossip! });
     return out;
+  }
+
+  private addGossiper(id: string): void {
+    if (this.gossiperIndex.has(id)) return;
+    this.gossiperIndex.set(id, this.gossipers.length);
+    this.gossipers.push(id);
+  }
+
+  private removeGossiper(id: string): void {
+    const i = this.gossiperIndex.get(id);
+    if (i === undefined) return;
+    const last = this.gossipers.pop()!;
+    this.gossiperIndex.delete(id);
+    if (last !== id) {
+      this.gossipers[i] = last;
+      this.gossiperIndex.set(last, i);
+    }
   }
 
   async detach(session: AgentSession): Promise<void> {
     const entry = this.sessions.get(session.deviceId);
     if (!entry || entry.session !== session) return;
     this.sessions.delete(session.deviceId);
+    this.removeGossiper(session.deviceId);
     if (!entry.info) return;
     const health = await this.ctx.store.health.upsert(session.deviceId, { agent: { connected: false } }, this.ctx.clock().toISOString());
     this.ctx.bus.publish({ kind: 'health', health });

@@ -192,7 +192,7 @@ export class HealthService {
   }
 
   /** The group's opinion of a device: dead (a majority of fresh reporters), alive, or none. */
-  private groupSays(deviceId: string, t: Tracked, now: number): 'dead' | 'alive' | null {
+  private groupSays(t: Tracked, now: number): 'dead' | 'alive' | null {
     let dead = 0;
     let alive = 0;
     for (const [reporter, v] of t.views) {
@@ -202,7 +202,6 @@ export class HealthService {
     }
     if (dead > 0 && dead >= alive) return 'dead';
     if (alive > dead) return 'alive';
-    void deviceId;
     return null;
   }
 
@@ -227,7 +226,7 @@ export class HealthService {
   private async evaluate(deviceId: string, t: Tracked, now: number): Promise<void> {
     const policy = this.cachedPolicy(deviceId);
     const connected = this.agents.isConnected(deviceId);
-    const group = this.groupSays(deviceId, t, now);
+    const group = this.groupSays(t, now);
     let phi = t.detector ? t.detector.phi(now) : 0;
     let hasHeartbeats = t.detector !== null;
     // Known alive before a controller restart and silent since: judged as if its last heartbeat came at the restart.

@@ -51,7 +51,8 @@ export class MetricsIngest {
   private flushing: Promise<void> | null = null;
   /** device → highest seq stored or queued, per stream; duplicates from replays are acked, not stored. */
   private readonly seen = new Map<string, { stream: string; seq: number }>();
-  private readonly rollups = new Map<string, RollupAcc>(); // `${device}\n${minute}`
+  /** Open rollups by minute, then device: closing a minute touches only that minute's entries. */
+  private readonly rollups = new Map<string, Map<string, RollupAcc>>();
   private lastPrune = 0;
   private closed = false;
   readonly stats = { stored: 0, duplicates: 0, batches: 0, lastBatchMs: 0, maxBatchMs: 0 };
@@ -160,11 +161,16 @@ export class MetricsIngest {
   }
 
   private accumulate(s: StoredSample): void {
-    const key = `${s.deviceId}\n${s.ts.slice(0, 16)}`;
-    let a = this.rollups.get(key);
+    const minute = s.ts.slice(0, 16);
+    let byDevice = this.rollups.get(minute);
+    if (!byDevice) {
+      byDevice = new Map();
+      this.rollups.set(minute, byDevice);
+    }
+    let a = byDevice.get(s.deviceId);
     if (!a) {
       a = { n: 0, cpu: 0, cpuMax: 0, load1: 0, memUsed: 0, diskUsed: 0, temps: 0, tempN: 0, tempMax: null, throttled: 0, rx: 0, tx: 0 };
-      this.rollups.set(key, a);
+      byDevice.set(s.deviceId, a);
     }
     const m: Metrics = s.m;
     const cpu = m.cpu.length ? m.cpu.reduce((x, y) => x + y, 0) / m.cpu.length : 0;
@@ -186,28 +192,28 @@ export class MetricsIngest {
 
   private rollupsDue(): boolean {
     const minute = this.ctx.clock().toISOString().slice(0, 16);
-    for (const key of this.rollups.keys()) if (key.slice(key.indexOf('\n') + 1) < minute) return true;
+    for (const open of this.rollups.keys()) if (open < minute) return true;
     return false;
   }
 
   /** Rollups of minutes that have ended (a minute's late samples after that upsert it again). */
   private closedRollups(current = this.ctx.clock().toISOString().slice(0, 16)): { deviceId: string; minute: string; n: number; data: MetricsRollup }[] {
     const out: { deviceId: string; minute: string; n: number; data: MetricsRollup }[] = [];
-    for (const [key, a] of this.rollups) {
-      const i = key.indexOf('\n');
-      const minute = key.slice(i + 1);
+    const r = (x: number) => Math.round(x * 1000) / 1000;
+    for (const [minute, byDevice] of this.rollups) {
       if (minute >= current) continue;
-      this.rollups.delete(key);
-      const r = (x: number) => Math.round(x * 1000) / 1000;
-      out.push({
-        deviceId: key.slice(0, i),
-        minute,
-        n: a.n,
-        data: {
-          cpu: r(a.cpu / a.n), cpuMax: r(a.cpuMax), load1: r(a.load1 / a.n), memUsed: r(a.memUsed / a.n), diskUsed: r(a.diskUsed / a.n),
-          temp: a.tempN ? r(a.temps / a.tempN) : null, tempMax: a.tempMax, throttled: a.throttled, rx: a.rx, tx: a.tx,
-        },
-      });
+      this.rollups.delete(minute);
+      for (const [deviceId, a] of byDevice) {
+        out.push({
+          deviceId,
+          minute,
+          n: a.n,
+          data: {
+            cpu: r(a.cpu / a.n), cpuMax: r(a.cpuMax), load1: r(a.load1 / a.n), memUsed: r(a.memUsed / a.n), diskUsed: r(a.diskUsed / a.n),
+            temp: a.tempN ? r(a.temps / a.tempN) : null, tempMax: a.tempMax, throttled: a.throttled, rx: a.rx, tx: a.tx,
+          },
+        });
+      }
     }
     return out;
   }

@@ -1,6 +1,6 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Metrics } from '../../agent/protocol.js';
-import type { Database } from '../schema.js';
+import type { Database, MetricsTable } from '../schema.js';
 import { parseJson } from './util.js';
 
 export interface StoredSample {
@@ -49,12 +49,12 @@ export class MetricsRepository {
       .orderBy('ts', 'asc')
       .limit(limit)
       .execute();
-    return rows.map((r) => ({ deviceId: r.device_id, ts: r.ts, seq: Number(r.seq), m: parseJson<Metrics>(r.data, {} as Metrics) }));
+    return rows.map(toSample);
   }
 
   async latest(deviceId: string): Promise<StoredSample | undefined> {
     const r = await this.db.selectFrom('metrics').selectAll().where('device_id', '=', deviceId).orderBy('ts', 'desc').limit(1).executeTakeFirst();
-    return r ? { deviceId: r.device_id, ts: r.ts, seq: Number(r.seq), m: parseJson<Metrics>(r.data, {} as Metrics) } : undefined;
+    return r ? toSample(r) : undefined;
   }
 
   async upsertRollups(rows: { deviceId: string; minute: string; n: number; data: MetricsRollup }[]): Promise<void> {
@@ -84,7 +84,7 @@ export class MetricsRepository {
   /** Raw samples in [from, to) of every device, for rolling up a finished minute. */
   async samplesBetween(from: string, to: string): Promise<StoredSample[]> {
     const rows = await this.db.selectFrom('metrics').selectAll().where('ts', '>=', from).where('ts', '<', to).execute();
-    return rows.map((r) => ({ deviceId: r.device_id, ts: r.ts, seq: Number(r.seq), m: parseJson<Metrics>(r.data, {} as Metrics) }));
+    return rows.map(toSample);
   }
 
   async prune(rawBefore: string, rollupBefore: string): Promise<{ raw: number; rollups: number }> {
@@ -92,4 +92,8 @@ export class MetricsRepository {
     const b = await this.db.deleteFrom('metrics_rollup').where('minute', '<', rollupBefore).executeTakeFirst();
     return { raw: Number(a.numDeletedRows), rollups: Number(b.numDeletedRows) };
   }
+}
+
+function toSample(r: Selectable<MetricsTable>): StoredSample {
+  return { deviceId: r.device_id, ts: r.ts, seq: Number(r.seq), m: parseJson<Metrics>(r.data, {} as Metrics) };
 }
