@@ -176,11 +176,15 @@ describe('drover-agent bundle', () => {
     const ctl = await controller({ heartbeatMs: 100 });
     const cfg = join(dir, 'agent.json');
     writeFileSync(cfg, JSON.stringify({ server: ctl.url, node: 'dev_b', serial: '0000abcd', token: TOKEN }), { mode: 0o600 });
-    const child = spawn(process.execPath, [bundle, '--config', cfg, '--state-dir', join(dir, 'state'), '--heartbeat-ms', '100', '--log-level', 'debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bundle, '--config', cfg, '--state-dir', join(dir, 'state'), '--heartbeat-ms', '100', '--log-level', 'debug', '--gossip', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let stderr = '';
     child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
     await ctl.waitFor(() => ctl.of('hb').length >= 3, 8000, 'heartbeats from the bundled agent');
+    // The gossip member is bound before the first hello, which advertises it.
+    const hello = ctl.of('hello')[0] as { gossip?: { addr: string; port: number } };
+    assert.equal(hello.gossip?.addr, '127.0.0.1');
+    assert.ok((hello.gossip?.port ?? 0) > 0);
     const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
     process.stderr.write(`# bundled agent RSS: ${(rssKb / 1024).toFixed(1)} MB\n`);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -2,6 +2,7 @@
 // src/cli and node:util parseArgs in main.ts describe the same flags) and runAgent, which loads
 // the config, runs the agent until SIGTERM/SIGINT and exits.
 import { Agent } from './agent.js';
+import { AgentGossip } from './gossip.js';
 import { AgentConfigError, loadAgentConfig } from './config.js';
 import { createAgentLogger, isLogLevel, type AgentLogger } from './log.js';
 
@@ -17,6 +18,9 @@ export interface AgentCliOptions {
   logLevel?: string | undefined;
   rebootCommand?: string | undefined;
   shutdownCommand?: string | undefined;
+  gossip?: string | undefined;
+  gossipAdvertise?: string | undefined;
+  gossipMdns?: string | undefined;
 }
 
 export interface AgentOptionSpec {
@@ -43,6 +47,9 @@ export const agentCommandOptions: readonly AgentOptionSpec[] = [
   { flags: '--heartbeat-ms <ms>', key: 'heartbeatMs', description: "sampling interval until the controller's welcome sets it (default 10000)" },
   { flags: '--proc-root <dir>', key: 'procRoot', description: 'read proc/, sys/ and etc/drover/image-id under this root (default /; for tests)' },
   { flags: '--log-level <level>', key: 'logLevel', description: 'debug, info, warn, error or silent (default info); JSON lines on stderr' },
+  { flags: '--gossip <host:port|off>', key: 'gossip', description: 'where the gossip member listens (UDP and TCP; default 0.0.0.0:7946), or off' },
+  { flags: '--gossip-advertise <addr[:port]>', key: 'gossipAdvertise', description: 'the address peers use to reach this member (default: the listen address, or the first non-loopback IPv4)' },
+  { flags: '--gossip-mdns <ipv4>', key: 'gossipMdns', description: 'also find peers by mDNS (_drover._udp), only on the interface with this IPv4 address' },
   { flags: '--reboot-command <cmd>', key: 'rebootCommand', description: 'what a reboot job runs, words split on spaces (default "systemctl reboot")' },
   { flags: '--shutdown-command <cmd>', key: 'shutdownCommand', description: 'what a shutdown job runs (default "systemctl poweroff")' },
 ];
@@ -58,6 +65,7 @@ export async function runAgent(opts: AgentCliOptions): Promise<never> {
   const log = createAgentLogger(level);
 
   let agent: Agent;
+  let gossip: AgentGossip | null = null;
   try {
     const cfg = await loadAgentConfig({
       config: opts.config,
@@ -67,6 +75,9 @@ export async function runAgent(opts: AgentCliOptions): Promise<never> {
       stateDir: opts.stateDir,
       heartbeatMs: opts.heartbeatMs,
       procRoot: opts.procRoot,
+      gossip: opts.gossip,
+      gossipAdvertise: opts.gossipAdvertise,
+      gossipMdns: opts.gossipMdns,
     });
     for (const w of cfg.warnings) log.warn({}, w);
     const commands: { reboot?: string[]; shutdown?: string[] } = {};
@@ -82,12 +93,15 @@ export async function runAgent(opts: AgentCliOptions): Promise<never> {
       commands,
       log,
     });
+    if (cfg.gossip) gossip = new AgentGossip(agent, { name: cfg.node, ...cfg.gossip, log });
   } catch (err) {
     if (err instanceof AgentConfigError) return fail(log, err.message);
     throw err;
   }
 
   try {
+    // Gossip first, so the first hello already carries its address.
+    await gossip?.start();
     await agent.start();
   } catch (err) {
     // Not a config error: systemd restarts the agent and it tries again.
@@ -107,7 +121,7 @@ export async function runAgent(opts: AgentCliOptions): Promise<never> {
       process.exit(0);
     }, STOP_DEADLINE_MS);
     deadline.unref();
-    agent.stop().then(
+    Promise.all([gossip?.stop(), agent.stop()]).then(
       () => process.exit(0),
       (err: unknown) => {
         log.error({ err: (err as Error).message }, 'stop failed');

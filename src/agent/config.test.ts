@@ -28,7 +28,20 @@ describe('loadAgentConfig', () => {
   it('loads the overlay file with defaults', async () => {
     const path = configFile(GOOD);
     const c = await loadAgentConfig({ config: path });
-    assert.deepEqual(c, { ...GOOD, stateDir: '/run/drover-agent', heartbeatMs: 10_000, procRoot: '/', configPath: path, warnings: [] });
+    assert.deepEqual(c, { ...GOOD, stateDir: '/run/drover-agent', heartbeatMs: 10_000, procRoot: '/', gossip: { bindAddr: '0.0.0.0', bindPort: 7946 }, configPath: path, warnings: [] });
+  });
+
+  it('gossip: on by default, set by the file, overridden or turned off by flags, checked', async () => {
+    const file = configFile({ ...GOOD, gossip: { listen: '192.0.2.7:7000', advertise: '198.51.100.1:7001', mdns: '192.0.2.7' } });
+    assert.deepEqual((await loadAgentConfig({ config: file })).gossip, { bindAddr: '192.0.2.7', bindPort: 7000, advertiseAddr: '198.51.100.1', advertisePort: 7001, mdnsInterface: '192.0.2.7' });
+    assert.deepEqual((await loadAgentConfig({ config: file, gossip: '127.0.0.1:0', gossipAdvertise: '127.0.0.2' })).gossip, { bindAddr: '127.0.0.1', bindPort: 0, advertiseAddr: '127.0.0.2', mdnsInterface: '192.0.2.7' });
+    assert.equal((await loadAgentConfig({ config: file, gossip: 'off' })).gossip, null);
+    assert.equal((await loadAgentConfig({ config: configFile({ ...GOOD, gossip: false }) })).gossip, null);
+    await assert.rejects(loadAgentConfig({ config: configFile(GOOD), gossip: 'localhost' }), /IPv4 address and port/);
+    await assert.rejects(loadAgentConfig({ config: configFile(GOOD), gossip: '1.2.3.4:70000' }), /IPv4 address and port/);
+    await assert.rejects(loadAgentConfig({ config: configFile(GOOD), gossipMdns: 'eth0' }), /IPv4 address of the one interface/);
+    await assert.rejects(loadAgentConfig({ config: configFile({ ...GOOD, gossip: { port: 1 } }) }), /gossip\.port" .* is not a setting/);
+    await assert.rejects(loadAgentConfig({ config: configFile({ ...GOOD, gossip: 'yes' }) }), /must be false or an object/);
   });
 
   it('flags override the file; the token file is trimmed', async () => {

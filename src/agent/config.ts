@@ -7,6 +7,8 @@ import { AGENT_WS_PATH } from './protocol.js';
 export const DEFAULT_CONFIG_PATH = '/etc/drover/agent.json';
 export const DEFAULT_STATE_DIR = '/run/drover-agent';
 export const DEFAULT_HEARTBEAT_MS = 10_000;
+/** memberlist's port; the controller's `--gossip-listen` uses the same by convention. */
+export const DEFAULT_GOSSIP_PORT = 7946;
 const MIN_HEARTBEAT_MS = 100;
 const MAX_HEARTBEAT_MS = 3_600_000;
 
@@ -25,10 +27,21 @@ export interface AgentConfig {
   heartbeatMs: number;
   /** /proc, /sys and etc/drover/image-id are read under this root (tests use fixtures). */
   procRoot: string;
+  /** The gossip member (null = off): where it binds, what it advertises, mDNS on one interface. */
+  gossip: GossipConfig | null;
   /** The file the config came from, or null when flags gave everything. */
   configPath: string | null;
   /** Non-fatal findings worth a log line (e.g. a world-readable token file). */
   warnings: string[];
+}
+
+export interface GossipConfig {
+  bindAddr: string;
+  bindPort: number;
+  advertiseAddr?: string;
+  advertisePort?: number;
+  /** IPv4 address of the interface mDNS may use. */
+  mdnsInterface?: string;
 }
 
 /** Flag values as the CLI gives them (strings), or typed values from code. */
@@ -40,6 +53,12 @@ export interface ConfigOverrides {
   stateDir?: string | undefined;
   heartbeatMs?: number | string | undefined;
   procRoot?: string | undefined;
+  /** `host:port` or `off`. */
+  gossip?: string | undefined;
+  /** `addr` or `addr:port`. */
+  gossipAdvertise?: string | undefined;
+  /** IPv4 address of one interface. */
+  gossipMdns?: string | undefined;
 }
 
 export class AgentConfigError extends Error {
@@ -51,6 +70,7 @@ interface FileShape {
   node?: unknown;
   serial?: unknown;
   token?: unknown;
+  gossip?: unknown;
 }
 
 export async function loadAgentConfig(o: ConfigOverrides = {}): Promise<AgentConfig> {
@@ -124,7 +144,56 @@ export async function loadAgentConfig(o: ConfigOverrides = {}): Promise<AgentCon
   const procRoot = o.procRoot ?? '/';
   if (stateDir === '' || procRoot === '') throw new AgentConfigError('--state-dir and --proc-root must not be empty.');
 
-  return { server, node, serial, token: token.trim(), stateDir, heartbeatMs, procRoot, configPath, warnings };
+  const gossip = gossipConfig(file.gossip, o, where);
+  return { server, node, serial, token: token.trim(), stateDir, heartbeatMs, procRoot, gossip, configPath, warnings };
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+function hostPort(s: string, what: string, portRequired: boolean): { addr: string; port?: number } {
+  const m = /^([^:\s]+)(?::(\d{1,5}))?$/.exec(s.trim());
+  const port = m?.[2] !== undefined ? Number(m[2]) : undefined;
+  if (!m || !IPV4.test(m[1]!) || (port !== undefined && port > 65535) || (portRequired && port === undefined)) {
+    throw new AgentConfigError(`${what} must be ${portRequired ? 'an IPv4 address and port, like 0.0.0.0:7946' : 'an IPv4 address with an optional port, like 192.0.2.7 or 192.0.2.7:7946'}, not "${s}".`);
+  }
+  return port === undefined ? { addr: m[1]! } : { addr: m[1]!, port };
+}
+
+/** Gossip from the file's "gossip" (false or {listen, advertise, mdns}) with flags on top; on by default. */
+function gossipConfig(fileValue: unknown, o: ConfigOverrides, where: string): GossipConfig | null {
+  let listen: string | undefined;
+  let advertise: string | undefined;
+  let mdns: string | undefined;
+  let off = false;
+  if (fileValue === false) off = true;
+  else if (fileValue !== undefined && fileValue !== null) {
+    if (typeof fileValue !== 'object' || Array.isArray(fileValue)) throw new AgentConfigError(`"gossip" in ${where} must be false or an object like {"listen": "0.0.0.0:7946", "advertise": "192.0.2.7", "mdns": "192.0.2.7"}.`);
+    const g = fileValue as Record<string, unknown>;
+    for (const k of Object.keys(g)) if (!['listen', 'advertise', 'mdns'].includes(k)) throw new AgentConfigError(`"gossip.${k}" in ${where} is not a setting; use listen, advertise or mdns.`);
+    for (const k of ['listen', 'advertise', 'mdns'] as const) if (g[k] !== undefined && typeof g[k] !== 'string') throw new AgentConfigError(`"gossip.${k}" in ${where} must be a string.`);
+    listen = g.listen as string | undefined;
+    advertise = g.advertise as string | undefined;
+    mdns = g.mdns as string | undefined;
+  }
+  if (o.gossip !== undefined) {
+    off = o.gossip.trim() === 'off';
+    listen = off ? undefined : o.gossip;
+  }
+  if (o.gossipAdvertise !== undefined) advertise = o.gossipAdvertise;
+  if (o.gossipMdns !== undefined) mdns = o.gossipMdns;
+  if (off) return null;
+  const l = hostPort(listen ?? `0.0.0.0:${DEFAULT_GOSSIP_PORT}`, '--gossip (gossip.listen)', true);
+  const out: GossipConfig = { bindAddr: l.addr, bindPort: l.port! };
+  if (advertise !== undefined) {
+    const a = hostPort(advertise, '--gossip-advertise (gossip.advertise)', false);
+    out.advertiseAddr = a.addr;
+    if (a.port !== undefined) out.advertisePort = a.port;
+  }
+  if (mdns !== undefined) {
+    if (!IPV4.test(mdns.trim())) throw new AgentConfigError(`--gossip-mdns (gossip.mdns) must be the IPv4 address of the one interface mDNS may use, not "${mdns}".`);
+    out.mdnsInterface = mdns.trim();
+  }
+  return out;
 }
 
 /** The agent endpoint for a controller base URL: http→ws, https→wss, plus AGENT_WS_PATH. */

@@ -1,6 +1,7 @@
 // `drover`: one binary, subcommands. Only this file reads argv and decides the exit code.
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
+import { registerAgent } from './commands/agent.js';
 import { registerGroup, registerImage, registerToken, registerUser } from './commands/admin.js';
 import { registerEvents } from './commands/events.js';
 import { registerLogin } from './commands/login.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerEvents(program);
   registerVirtualPi(program);
   registerNetboot(program);
+  registerAgent(program);
   return program;
 }
 

@@ -13,6 +13,8 @@ import { BootTree } from '../netboot/bootfiles/tree.js';
 import { Netboot } from '../netboot/netboot.js';
 import { BootProgress } from '../netboot/progress.js';
 import { serverUrlResolver } from '../netboot/server-url.js';
+import type { GossipTimings } from '../gossip/config.js';
+import { ControllerGossip } from '../services/controller-gossip.js';
 import { createServices, type Services } from '../services/index.js';
 import { Store } from '../store/store.js';
 import { VERSION } from '../version.js';
@@ -22,6 +24,8 @@ export interface RunningServer {
   netboot: Netboot;
   services: Services;
   store: Store;
+  /** The controller's gossip member (`--gossip-listen`), else null. */
+  gossip: ControllerGossip | null;
   url: string;
   log: Logger;
   close(): Promise<void>;
@@ -32,6 +36,10 @@ export interface ServeOptions {
   announce?: (text: string) => void;
   webRoot?: string | null;
   logger?: Logger;
+  /** Faster gossip for tests and the demo (default: memberlist's LAN timings). */
+  gossipTimings?: GossipTimings;
+  /** Health evaluation period (default 1 s); tests and the demo shorten it. */
+  healthTickMs?: number;
 }
 
 export function ensureDataDir(dir: string): void {
@@ -66,6 +74,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
   ensureDataDir(config.dataDir);
   const store = await Store.open(config.database);
   log.info({ database: store.dialect, location: store.location, dataDir: config.dataDir, version: VERSION }, 'store opened');
+  const gossip = config.gossipListen ? new ControllerGossip({ bindAddr: config.gossipListen.host, bindPort: config.gossipListen.port, logger: log, ...(opts.gossipTimings ? { timings: opts.gossipTimings } : {}) }) : null;
   const authorizedKeys = config.boot.authorizedKeysFile ? readAuthorizedKeys(config.boot.authorizedKeysFile) : [];
   const services = createServices(store, {
     sessionTtl: config.sessionTtl,
@@ -73,7 +82,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     boot: { tmpfsSize: config.boot.tmpfsSize, retrySeconds: config.boot.retrySeconds, offlineAfterSeconds: config.boot.offlineAfterSeconds, authorizedKeys },
     nfs: config.nfs,
     logger: log,
-    agent: { heartbeatMs: config.agent.heartbeatMs, ingest: { rawRetentionHours: config.agent.rawRetentionHours, rollupRetentionDays: config.agent.rollupRetentionDays } },
+    agent: { heartbeatMs: config.agent.heartbeatMs, ingest: { rawRetentionHours: config.agent.rawRetentionHours, rollupRetentionDays: config.agent.rollupRetentionDays }, controllerGossip: () => gossip?.seed() ?? null, ...(opts.healthTickMs ? { healthTickMs: opts.healthTickMs } : {}) },
     webhook: config.webhook ? { url: config.webhook.url, secret: config.webhook.secretFile ? readSecret(config.webhook.secretFile) : null } : null,
   });
   const stopNfsFollow = services.nfs.followDevices(services.ctx, (err, deviceId) => log.error({ err, deviceId }, 'could not remove the NFS exports of a device that no longer boots over NFS'));
@@ -114,8 +123,14 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     await app.listen({ host: config.listen.host, port: config.listen.port });
     await netboot.start();
     await services.health.start();
+    if (gossip) {
+      await gossip.start(services.agents, services.health).catch((err: unknown) => {
+        throw new DroverError('DROVER_LISTEN_FAILED', `Cannot join the gossip group on ${config.gossipListen!.host}:${config.gossipListen!.port} (--gossip-listen): ${(err as Error).message}`);
+      });
+    }
   } catch (err) {
     stopNfsFollow();
+    await gossip?.stop().catch(() => undefined);
     await services.health.stop().catch(() => undefined);
     await netboot.stop().catch(() => undefined);
     await app?.close().catch(() => undefined);
@@ -135,11 +150,13 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     netboot,
     services,
     store,
+    gossip,
     url,
     log,
     close() {
       closing ??= (async () => {
         stopNfsFollow();
+        await gossip?.stop();
         await services.health.stop();
         await netboot.stop();
         await app.close();

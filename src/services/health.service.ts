@@ -65,6 +65,7 @@ export class HealthService {
   private stopped = false;
   private readonly tickMs: number;
   private readonly viewTtlMs: number;
+  private ownReporter: string | null = null;
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -187,8 +188,18 @@ export class HealthService {
     const at = this.ctx.clock().getTime();
     for (const m of members) {
       if (m.node === reporter) continue;
-      this.track(m.node).views.set(reporter, { state: m.state, at });
+      // Only devices we already follow: a view must not make us track arbitrary names.
+      this.tracked.get(m.node)?.views.set(reporter, { state: m.state, at });
     }
+  }
+
+  /**
+   * The controller's own gossip member's view (`--gossip-listen`): one more reporter, counted
+   * while fresh even though it has no agent session.
+   */
+  ownView(reporter: string, members: ViewMember[]): void {
+    this.ownReporter = reporter;
+    this.onView(reporter, members);
   }
 
   /** The group's opinion of a device: dead (a majority of fresh reporters), alive, or none. */
@@ -196,7 +207,7 @@ export class HealthService {
     let dead = 0;
     let alive = 0;
     for (const [reporter, v] of t.views) {
-      if (now - v.at > this.viewTtlMs || !this.agents.isConnected(reporter)) continue;
+      if (now - v.at > this.viewTtlMs || (reporter !== this.ownReporter && !this.agents.isConnected(reporter))) continue;
       if (v.state === 'dead') dead++;
       else if (v.state === 'alive') alive++;
     }
