@@ -158,13 +158,25 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Stops sampling, closes the socket cleanly, stops running jobs and writes the buffer out. */
   async stop(): Promise<void> {
+    return this.halt(false);
+  }
+
+  /**
+   * Stops as a crashed or powered-off device does: the socket is dropped without a close frame.
+   * What was buffered stays in the state dir (the buffer file is written on every sample).
+   */
+  async crash(): Promise<void> {
+    return this.halt(true);
+  }
+
+  private async halt(abrupt: boolean): Promise<void> {
     if (!this.running) return;
     this.running = false;
     if (this.sampleTimer) clearTimeout(this.sampleTimer);
     if (this.viewTimer) clearTimeout(this.viewTimer);
     this.sampleTimer = this.viewTimer = null;
     await this.sampling; // a sample being taken still lands in the buffer
-    await this.client?.stop();
+    await this.client?.stop({ abrupt });
     this.jobs.cancelAll();
     this.buffer?.close();
     this.log.info({ unacked: this.buffer?.size ?? 0 }, 'agent stopped');

@@ -141,15 +141,15 @@ export class AgentClient extends EventEmitter<ClientEvents> {
     this.dial();
   }
 
-  /** Closes the socket cleanly (1000) and stops re-dialling. */
-  async stop(): Promise<void> {
+  /** Closes the socket cleanly (1000), or with `abrupt` drops it as a crash would, and stops re-dialling. */
+  async stop(opts: { abrupt?: boolean } = {}): Promise<void> {
     this._state = 'stopped';
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     const c = this.conn;
     if (!c) return;
     const closed = new Promise<void>((resolve) => c.ws.once('close', () => resolve()));
-    if (c.ws.readyState === WebSocket.OPEN) c.ws.close(1000, 'agent stopping');
+    if (c.ws.readyState === WebSocket.OPEN && !opts.abrupt) c.ws.close(1000, 'agent stopping');
     else c.ws.terminate();
     const t = setTimeout(() => c.ws.terminate(), 2000);
     await closed;

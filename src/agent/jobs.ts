@@ -33,9 +33,12 @@ export interface JobOutcome {
   afterReport?: () => void;
 }
 
+/** A command line, or (the virtual fleet) a function that does it in-process. */
+export type PowerCommand = string[] | (() => void);
+
 export interface PowerCommands {
-  reboot: string[];
-  shutdown: string[];
+  reboot: PowerCommand;
+  shutdown: PowerCommand;
 }
 
 export const DEFAULT_POWER_COMMANDS: PowerCommands = { reboot: ['systemctl', 'reboot'], shutdown: ['systemctl', 'poweroff'] };
@@ -111,7 +114,7 @@ export class JobRunner {
         case 'reboot':
         case 'shutdown': {
           const kind = req.kind as 'reboot' | 'shutdown';
-          return done({ ok: true, output: `${kind === 'reboot' ? 'rebooting' : 'shutting down'}: ${this.commands[kind].join(' ')}\n` }, () => this.power(kind));
+          return done({ ok: true, output: `${kind === 'reboot' ? 'rebooting' : 'shutting down'}: ${describe(this.commands[kind])}\n` }, () => this.power(kind));
         }
         case 'next-boot-image': {
           const params = p as Partial<JobParams['next-boot-image']>;
@@ -207,7 +210,15 @@ export class JobRunner {
   private power(kind: 'reboot' | 'shutdown'): void {
     const argv = this.commands[kind];
     setTimeout(() => {
-      this.opts.log?.info({ command: argv.join(' ') }, `${kind} requested by the controller`);
+      this.opts.log?.info({ command: describe(argv) }, `${kind} requested by the controller`);
+      if (typeof argv === 'function') {
+        try {
+          argv();
+        } catch (err) {
+          this.opts.log?.error({ err: (err as Error).message }, `${kind} failed`);
+        }
+        return;
+      }
       void this.spawnJob(argv, { timeoutMs: 60_000, onOutput: () => {} }).then((r) => {
         if (r.error || r.exitCode !== 0) this.opts.log?.error({ command: argv.join(' '), exitCode: r.exitCode, err: r.error, output: r.output.slice(-500) }, `${kind} command failed`);
       });
@@ -306,6 +317,10 @@ export class JobRunner {
       }, o.timeoutMs);
     });
   }
+}
+
+function describe(c: PowerCommand): string {
+  return typeof c === 'function' ? '(in-process)' : c.join(' ');
 }
 
 const JOB_KINDS_TEXT = 'reboot, shutdown, exec, write-file, restart-unit, logs, next-boot-image';

@@ -281,6 +281,15 @@ describe('API', () => {
     });
   });
 
+  describe('demo routes outside the demo', () => {
+    it('GET /api/v1/demo says demo: false, and kill is a coded 404', async () => {
+      assert.deepEqual((await t.call('GET', '/api/v1/demo')).json, { demo: false, pis: [] });
+      const r = await t.call('POST', '/api/v1/demo/devices/anything/kill', {});
+      assert.equal(r.status, 404);
+      assert.equal(r.json.code, 'DROVER_ROUTE_NOT_FOUND');
+    });
+  });
+
   describe('events and the live stream', () => {
     it('filters events by device, type prefix and time', async () => {
       const all = (await t.call('GET', '/api/v1/events?type=device.*&limit=500')).json.items;

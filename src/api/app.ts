@@ -12,6 +12,7 @@ import { registerAuth } from './auth.js';
 import { errorHandler } from './errors.js';
 import { createMetrics, type ApiMetrics } from './metrics.js';
 import { registerAgentSocket } from './routes/agent.js';
+import { demoRoutes, type DemoControl } from './routes/demo.js';
 import { clusterPaasRoutes } from './routes/cluster-paas.js';
 import { healthRoutes } from './routes/health.js';
 import { bootRoutes } from './routes/boot.js';
@@ -42,6 +43,8 @@ export interface ApiOptions {
   /** The controller URL a device at a given address should use (rendered into boot config). */
   serverUrl?: ((client: string | null) => string) | undefined;
   imageUploadLimit?: number | undefined;
+  /** The demo's virtual fleet, when `drover demo` runs this controller. */
+  demo?: DemoControl | undefined;
 }
 
 export interface ApiDeps {
@@ -51,6 +54,7 @@ export interface ApiDeps {
   metrics: ApiMetrics;
   serverUrl: (client: string | null) => string;
   imageUploadLimit: number | undefined;
+  demo: DemoControl | undefined;
 }
 
 export async function buildApp(opts: ApiOptions): Promise<FastifyInstance> {
@@ -67,7 +71,7 @@ export async function buildApp(opts: ApiOptions): Promise<FastifyInstance> {
   const limiter = new AuthFailureLimiter(opts.authFailureLimit ?? 10, (opts.authFailureWindowSeconds ?? 60) * 1000);
   const metrics = createMetrics(opts.services.ctx.store);
   const deps: ApiDeps = {
-    services: opts.services, limiter, metrics, bootTree: opts.bootTree, imageUploadLimit: opts.imageUploadLimit,
+    services: opts.services, limiter, metrics, bootTree: opts.bootTree, imageUploadLimit: opts.imageUploadLimit, demo: opts.demo,
     serverUrl: opts.serverUrl ?? (() => 'http://127.0.0.1'),
   };
 
@@ -111,6 +115,7 @@ export async function buildApp(opts: ApiOptions): Promise<FastifyInstance> {
   await app.register(netbootRoutes(deps));
   await app.register(healthRoutes(deps));
   await app.register(clusterPaasRoutes(deps));
+  await app.register(demoRoutes(deps));
   registerAgentSocket(app, deps);
   await registerWeb(app, opts.webRoot ?? null);
   await app.ready();

@@ -2,7 +2,9 @@
 // a fleet arrive in the dashboard. As root (with iproute2 and dnsmasq) the Pis live in network
 // namespaces on a private bridge, with dnsmasq as the LAN's DHCP server and Drover's proxy DHCP
 // and TFTP beside it; otherwise they boot over loopback TFTP. New Pis arrive as incoming and are
-// accepted a moment later (as an operator would), then boot again with their own token.
+// accepted a moment later (as an operator would), then boot again with their own token. A booted
+// Pi runs the real device agent (virtual-fleet.ts): metrics move on the dashboard, and a Pi
+// killed from the dashboard is healed by the remediation ladder through the demo's power switch.
 // Everything the demo creates is removed when it stops.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +16,8 @@ import { freePort } from '../server/free-port.js';
 import { startServer, type RunningServer } from '../server/serve.js';
 import { makeBootTree } from './boot-tree.js';
 import { freeLabSubnet, Lab, netnsAvailable } from './lab.js';
+import { VirtualFleet } from './virtual-fleet.js';
+import type { VirtualPiReport } from '../netboot/virtual-pi/run.js';
 
 export interface DemoOptions {
   nodes: number;
@@ -32,6 +36,7 @@ export interface RunningDemo {
   pis: PiHardware[];
   /** Resolves when every Pi has finished its first boot attempt. */
   settled: Promise<void>;
+  fleet: VirtualFleet;
   stop(): Promise<void>;
 }
 
@@ -90,14 +95,32 @@ export async function startDemo(base: Config, o: DemoOptions): Promise<RunningDe
     say(`demo: ${o.nodes} virtual Pis booting over loopback TFTP (run as root with iproute2 and dnsmasq for the full network version)`);
   }
 
+  // Heartbeats every second and the controller in the gossip group: a killed Pi is noticed in seconds.
+  config = { ...config, agent: { ...config.agent, heartbeatMs: 1000 }, gossipListen: config.gossipListen ?? { host: '127.0.0.1', port: 0 } };
+  let stopping = false;
+  const fleet: VirtualFleet = new VirtualFleet({
+    pis,
+    dir: join(base.dataDir, 'demo-fleet'),
+    firmware: (i) => firmware(i),
+    server: () => server.url,
+    say,
+  });
   let server: RunningServer;
   try {
-    server = await startServer(config);
+    server = await startServer(config, { demo: fleet, healthTickMs: 500 });
   } catch (err) {
     for (const c of cleanups.reverse()) await c();
     throw err;
   }
   const { services } = server;
+  fleet.start();
+  // The demo's rack: powered through the demo's switch (a real PPI script), healed quickly.
+  const rack = (await services.ctx.store.groups.findByName('demo-rack')) ?? (await services.groups.create({
+    name: 'demo-rack',
+    description: 'Virtual Pis of drover demo: exec power driver (the demo power switch), fast health policy',
+    settings: { power: { driver: 'exec', command: [fleet.powerScript], cycleDelayMs: 1000 } },
+    policy: { health: { deadAfterSeconds: 5, acceptablePauseSeconds: 2, graceAfterBootSeconds: 0, stepTimeoutSeconds: 30, maxRemediationsPerHour: 30, backoffSeconds: 5 } },
+  }, 'demo'));
   if (!(await services.images.defaultImage())) {
     const dir = join(config.dataDir, 'demo-boot');
     rmSync(dir, { recursive: true, force: true });
@@ -109,27 +132,26 @@ export async function startDemo(base: Config, o: DemoOptions): Promise<RunningDe
   }
   say(`demo: dashboard at ${server.url}/ (log in with the token in ${config.dataDir}/initial-admin-token, or create a user)`);
 
-  let stopping = false;
   const timers = new Set<NodeJS.Timeout>();
-  // One boot at a time per Pi: a reboot after acceptance waits for the first boot to finish.
-  const running = new Map<number, Promise<void>>();
-  const bootOnce = (i: number): Promise<void> => {
-    const next = (running.get(i) ?? Promise.resolve()).then(() => bootNow(i));
-    running.set(i, next);
-    return next;
-  };
-  const bootNow = async (i: number): Promise<void> => {
+  // One boot at a time per Pi (the fleet serialises them): a reboot after acceptance waits for the first boot to finish.
+  const bootOnce = (i: number): Promise<void> => fleet.boot(i);
+  async function firmware(i: number): Promise<VirtualPiReport | null> {
     const hw = pis[i]!;
-    if (stopping) return;
+    if (stopping) return null;
     if (mode === 'netns') {
       const args = [process.argv[1]!, 'virtual-pi', '--model', hw.model, '--serial', hw.serial, '--mac', hw.mac, '--dhcp', 'eth0', '--json'];
       const r = await lab!.exec(`p${i}`, process.execPath, [...process.execArgv, ...args], { timeout: 120_000 });
       if (r.code !== 0 && !stopping) say(`demo: ${hw.model} ${hw.serial} did not boot: ${r.stdout.slice(0, 300)}${r.stderr.slice(0, 300)}`);
-    } else {
-      const r = await runVirtualPi({ hw, tftpServer: '127.0.0.1', tftpPort: config.tftpListen!.port });
-      if (!r.ok && !stopping) say(`demo: ${hw.model} ${hw.serial} did not boot: ${r.reason}`);
+      try {
+        return JSON.parse(r.stdout) as VirtualPiReport;
+      } catch {
+        return null;
+      }
     }
-  };
+    const r = await runVirtualPi({ hw, tftpServer: '127.0.0.1', tftpPort: config.tftpListen!.port });
+    if (!r.ok && !stopping) say(`demo: ${hw.model} ${hw.serial} did not boot: ${r.reason}`);
+    return r;
+  }
 
   const accept = o.acceptAfterMs ?? 3000;
   const unsubscribe = services.ctx.bus.subscribe((m) => {
@@ -141,6 +163,7 @@ export async function startDemo(base: Config, o: DemoOptions): Promise<RunningDe
         const d = await services.devices.get(deviceId);
         if (d.state !== 'incoming') return;
         await services.devices.act(deviceId, 'accept', 'demo', 'accepted by the demo');
+        await services.devices.patch(deviceId, { groupId: rack.id }, 'demo');
         const i = pis.findIndex((p) => p.serial === d.serial);
         if (i >= 0) await bootOnce(i); // the accepted Pi boots again, now with its own token
       } catch {
@@ -164,10 +187,12 @@ export async function startDemo(base: Config, o: DemoOptions): Promise<RunningDe
     mode,
     pis,
     settled,
+    fleet,
     async stop() {
       stopping = true;
       unsubscribe();
       for (const t of timers) clearTimeout(t);
+      await fleet.stop();
       await server.close();
       for (const c of cleanups.reverse()) await c();
     },

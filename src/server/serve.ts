@@ -3,7 +3,7 @@
 import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { buildApp } from '../api/app.js';
+import { buildApp, type ApiOptions } from '../api/app.js';
 import { defaultWebRoot } from '../api/web.js';
 import type { Config } from '../config/load.js';
 import { DroverError } from '../domain/errors.js';
@@ -40,6 +40,8 @@ export interface ServeOptions {
   gossipTimings?: GossipTimings;
   /** Health evaluation period (default 1 s); tests and the demo shorten it. */
   healthTickMs?: number;
+  /** The demo's virtual fleet (its API routes answer only then). */
+  demo?: ApiOptions['demo'];
 }
 
 export function ensureDataDir(dir: string): void {
@@ -119,6 +121,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
       bootTree,
       serverUrl,
       imageUploadLimit: config.imageUploadLimit,
+      demo: opts.demo,
     });
     await app.listen({ host: config.listen.host, port: config.listen.port });
     await netboot.start();

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { AgentMessage, ControllerMessage, Sample, ViewMember } from '../agent/protocol.js';
 import { AGENT_PROTOCOL } from '../agent/protocol.js';
-import type { ServiceContext } from './context.js';
+import { inTransaction, type ServiceContext } from './context.js';
 import { MetricsIngest, type IngestOptions, DEFAULT_INGEST } from './metrics-ingest.js';
 
 export interface AgentSession {
@@ -154,6 +154,11 @@ export class AgentsService extends EventEmitter<AgentEvents> {
     session.send({ t: 'welcome', heartbeatMs: this.opts.heartbeatMs, ack, seeds: this.seeds(session.deviceId) });
     this.opts.logger?.info({ device: session.deviceId, version: msg.version, bootChanged, ack, remote: session.remote }, 'agent connected');
     this.emit('hello', session.deviceId, info, bootChanged);
+    // The boot's last phase (the dashboard's boot timeline ends with it); a reconnect within one boot is not one.
+    if (bootChanged) {
+      await inTransaction(this.ctx, (tx) => tx.emit({ type: 'agent.up', deviceId: session.deviceId, actor: 'agent', data: { version: msg.version, bootId: msg.bootId, imageId: msg.imageId } })).catch((err: unknown) =>
+        this.opts.logger?.error({ err, device: session.deviceId }, 'could not record agent.up'));
+    }
   }
 
   /**

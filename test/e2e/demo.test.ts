@@ -1,8 +1,11 @@
 // `drover demo --nodes 12`: twelve virtual Pis arrive in the dashboard (screenshot in
-// test-output/demo-fleet.png), and stopping the demo removes everything it created.
+// test-output/demo-fleet.png), boot and run the real agent (alive, metrics moving); one is
+// killed from the dashboard and healed by the remediation ladder, whose power-cycle goes
+// through the demo's power switch script (test-output/demo-heal.png); stopping the demo
+// removes everything it created.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -55,17 +58,17 @@ describe('drover demo', prereq('Chromium browser', existsSync(CHROMIUM), 'chromi
         token ||= execFileSync('cat', [join(tmp, 'data', 'initial-admin-token')], { encoding: 'utf8' }).trim();
         const r = await fetch(`${url}/api/v1/devices?limit=100`, { headers: { authorization: `Bearer ${token}` } });
         devices = ((await r.json()) as any).items ?? [];
-        if (devices.length === 12 && devices.every((d) => d.state === 'booting')) break;
+        if (devices.length === 12 && devices.every((d) => d.health?.health === 'alive')) break;
       } catch {
         /* not up yet */
       }
       await new Promise((r) => setTimeout(r, 1000));
     }
     assert.equal(devices.length, 12, `twelve devices arrived: ${out}`);
-    assert.ok(devices.every((d) => d.state === 'booting'), `all accepted and booted again: ${devices.map((d) => d.state).join(',')}`);
+    assert.ok(devices.every((d) => d.state === 'running' && d.health?.health === 'alive'), `all accepted, booted again and running the agent: ${devices.map((d) => `${d.state}/${d.health?.health}`).join(',')}`);
     assert.deepEqual(new Set(devices.map((d) => d.model).filter(Boolean)), new Set(['Raspberry Pi 4', 'Raspberry Pi 5', 'Raspberry Pi 3 Model B+', 'Raspberry Pi 3 Model B'].filter((m) => devices.some((d) => d.model === m))));
 
-    const user = { username: 'demo-viewer', password: 'watch the herd arrive', role: 'viewer' };
+    const user = { username: 'demo-operator', password: 'watch the herd arrive', role: 'operator' };
     await fetch(`${url}/api/v1/users`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(user) });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -83,6 +86,29 @@ describe('drover demo', prereq('Chromium browser', existsSync(CHROMIUM), 'chromi
     assert.equal(await page.locator('tr[data-serial]').count(), 12);
     mkdirSync(outputDir, { recursive: true });
     await page.screenshot({ path: join(outputDir, 'demo-fleet.png'), fullPage: true });
+
+    // Kill one from its device page, as a person would, and watch the ladder heal it.
+    const victim = devices[3]!;
+    const killedAt = Date.now();
+    await page.goto(`${url}/devices/${victim.id}`);
+    await page.getByRole('button', { name: 'Kill (demo)' }).click();
+    await page.getByRole('button', { name: 'Confirm kill' }).click();
+    const history = page.getByTestId('health-history');
+    await history.getByText('Recovered after power cycle').waitFor({ timeout: 60_000 });
+    const healedMs = Date.now() - killedAt;
+    for (const t of ['Killed (demo)', 'Health alive → suspect', 'Health suspect → dead', 'Remediation started', 'Skipped reboot', 'Remediation: power cycle', 'Power cycle', 'Health dead → alive']) {
+      assert.ok(await history.getByText(t, { exact: false }).count() > 0, `history shows "${t}"`);
+    }
+    await page.screenshot({ path: join(outputDir, 'demo-heal.png'), fullPage: true });
+    process.stderr.write(`# demo: killed ${victim.serial}, healed (visible in the dashboard) after ${(healedMs / 1000).toFixed(1)} s\n`);
+    const ev = await fetch(`${url}/api/v1/events?device=${victim.id}&limit=200`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<{ items: { type: string; data: Record<string, unknown> }[] }>);
+    const types = ev.items.reverse().map((e) => (e.type === 'health.changed' ? `health:${String(e.data.to)}` : e.type)).filter((t) => t.startsWith('health') || t.startsWith('power.') || t === 'demo.killed');
+    const order = ['demo.killed', 'health:suspect', 'health:dead', 'health.remediation.started', 'health.remediation.step', 'power.cycle', 'health:alive', 'health.recovered'];
+    let k = 0;
+    for (const t of types) if (t === order[k]) k++;
+    assert.equal(k, order.length, `ladder in order: ${types.join(', ')}`);
+    const calls = readFileSync(join(tmp, 'data', 'demo-fleet', 'power-requests.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(calls.filter((c) => c.piId === victim.serial), [{ piId: victim.serial, action: 'poweroff' }, { piId: victim.serial, action: 'poweron' }], 'the exec driver ran the power switch script: off, then on');
 
     demo.kill('SIGINT');
     assert.equal(await exited, 0, out);

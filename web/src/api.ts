@@ -2,7 +2,7 @@
 // the live event stream (Server-Sent Events read from a fetch body, since EventSource cannot
 // send an Authorization header).
 import { SseParser } from '../../src/domain/sse.js';
-import type { Device, DroverEvent, IngestJob } from './types';
+import type { Device, DroverEvent, HealthView, IngestJob, Job, Metrics } from './types';
 
 const TOKEN_KEY = 'drover.token';
 const SESSION_KEY = 'drover.session';
@@ -159,7 +159,24 @@ export const api = {
 
 export type { IngestJob };
 
-export type StreamMessage = { kind: 'event'; event: DroverEvent } | { kind: 'device'; device: Device } | { kind: 'progress'; job: IngestJob };
+/** A job's output as it arrives (`job-output` on the stream). */
+export interface JobOutput {
+  jobId: string;
+  deviceId: string;
+  stream: 'stdout' | 'stderr';
+  data: string;
+}
+
+export type StreamMessage =
+  | { kind: 'event'; event: DroverEvent }
+  | { kind: 'device'; device: Device }
+  | { kind: 'progress'; job: IngestJob }
+  /** A device's health changed (or its remediation moved on). */
+  | { kind: 'health'; health: HealthView & { deviceId: string } }
+  | { kind: 'job'; job: Job }
+  | { kind: 'job-output'; output: JobOutput }
+  /** One metrics sample; only on a device-scoped stream. */
+  | { kind: 'sample'; sample: { ts: string; m: Metrics } };
 export type StreamStatus = 'connecting' | 'live' | 'reconnecting';
 
 export interface StreamHandlers {
@@ -174,8 +191,11 @@ const BACKOFF_MAX_MS = 30_000;
 /** The server pings every 15 s; silence for longer than this means the connection is dead. */
 const IDLE_TIMEOUT_MS = 45_000;
 
-/** Opens the event stream and keeps it open, reconnecting with back-off. Returns a stop function. */
-export function openEventStream(handlers: StreamHandlers): () => void {
+/**
+ * Opens the event stream and keeps it open, reconnecting with back-off. Returns a stop function.
+ * With `device`, the stream carries only that device's messages, and its live metric samples.
+ */
+export function openEventStream(handlers: StreamHandlers, opts: { device?: string } = {}): () => void {
   let stopped = false;
   let controller: AbortController | null = null;
   let lastEventId: string | null = null;
@@ -194,7 +214,14 @@ export function openEventStream(handlers: StreamHandlers): () => void {
     if (type === 'event') handlers.message({ kind: 'event', event: parsed as DroverEvent });
     else if (type === 'device') handlers.message({ kind: 'device', device: parsed as Device });
     else if (type === 'progress') handlers.message({ kind: 'progress', job: parsed as IngestJob });
+    else if (type === 'health') handlers.message({ kind: 'health', health: parsed as HealthView & { deviceId: string } });
+    else if (type === 'job') handlers.message({ kind: 'job', job: parsed as Job });
+    else if (type === 'job-output') {
+      const { jobId, deviceId, stream, data: text } = parsed as JobOutput;
+      handlers.message({ kind: 'job-output', output: { jobId, deviceId, stream, data: text } });
+    } else if (type === 'sample') handlers.message({ kind: 'sample', sample: parsed as { ts: string; m: Metrics } });
   };
+  const streamUrl = withQuery('/api/v1/events/stream', { device: opts.device });
 
   const connect = async () => {
     if (stopped) return;
@@ -211,7 +238,7 @@ export function openEventStream(handlers: StreamHandlers): () => void {
       if (currentToken) headers.authorization = `Bearer ${currentToken}`;
       if (lastEventId) headers['last-event-id'] = lastEventId;
       resetIdle();
-      const res = await fetch('/api/v1/events/stream', { headers, signal: ctl.signal, cache: 'no-store' });
+      const res = await fetch(streamUrl, { headers, signal: ctl.signal, cache: 'no-store' });
       if (res.status === 401) {
         const b = (await res.json().catch(() => ({}))) as { code?: string; message?: string; fix?: string };
         onUnauthorized(new ApiError(401, b.code ?? 'HTTP_401', b.message ?? 'Unauthorized', b.fix ?? ''));

@@ -55,3 +55,33 @@ export function useStream(fn: Listener): void {
   });
   useEffect(() => subscribe((m) => ref.current(m)), [subscribe]);
 }
+
+/**
+ * A stream of one device's own messages, open while the component is mounted and `enabled`:
+ * live metric samples travel only on a device-scoped stream (a fleet-wide one would carry every
+ * heartbeat). `onConnected(reconnect)` runs on each connection; after a gap samples may be missing.
+ */
+export function useDeviceStream(deviceId: string, enabled: boolean, fn: Listener, onConnected?: (reconnect: boolean) => void): StreamStatus | null {
+  const ref = useRef(fn);
+  const connectedRef = useRef(onConnected);
+  useLayoutEffect(() => {
+    ref.current = fn;
+    connectedRef.current = onConnected;
+  });
+  const [status, setStatus] = useState<StreamStatus | null>(null);
+  useEffect(() => {
+    if (!enabled) {
+      setStatus(null);
+      return;
+    }
+    return openEventStream(
+      {
+        message: (m) => ref.current(m),
+        status: setStatus,
+        connected: (reconnect) => connectedRef.current?.(reconnect),
+      },
+      { device: deviceId },
+    );
+  }, [deviceId, enabled]);
+  return status;
+}

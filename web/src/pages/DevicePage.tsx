@@ -1,14 +1,19 @@
-// One device: its latest network boot, details, hostname/group/image/labels, lifecycle actions,
-// and its events — all kept current from the live stream.
-import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
+// One device: its health and metrics, actions (reboot, power cycle, re-image, run a command), its
+// latest network boot, details, hostname/group/image/labels, lifecycle actions, its health
+// history and its events — all kept current from the live stream.
+import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import { api, ApiError, asApiError } from '../api';
 import { imageLabel, useCatalog } from '../catalog';
 import { BootTimeline } from '../components/BootTimeline';
 import { ConfirmButton } from '../components/ConfirmButton';
+import { DeviceActions } from '../components/DeviceActions';
 import { ErrorBanner } from '../components/ErrorBanner';
 import { EventTable } from '../components/EventList';
+import { HealthSummary } from '../components/HealthSummary';
 import { LabelChips } from '../components/Labels';
 import { Link } from '../components/Link';
+import { MetricsChart } from '../components/MetricsChart';
+import { RemediationHistory } from '../components/RemediationHistory';
 import { RelativeTime } from '../components/RelativeTime';
 import { StateBadge } from '../components/StateBadge';
 import { mergeEvents } from '../events';
@@ -17,7 +22,13 @@ import { dateTime } from '../format';
 import { useLive, useStream } from '../live';
 import { navigate, paths, useDocumentTitle } from '../router';
 import { useSession } from '../session';
-import { ACTIONS_FROM, type Device, type DeviceAction, type DroverEvent, type Page } from '../types';
+import { ACTIONS_FROM, type Device, type DeviceAction, type DroverEvent, type HealthView, type Page } from '../types';
+
+/** A newer version of the device record; records from the stream and from actions carry no health, so it is kept. */
+function newer(cur: Device | null, d: Device): Device {
+  if (cur && cur.updatedAt > d.updatedAt) return cur;
+  return d.health || !cur?.health ? d : { ...d, health: cur.health };
+}
 
 const EVENTS_PAGE = 50;
 
@@ -70,10 +81,15 @@ export function DevicePage({ id }: { id: string }) {
     return () => ctl.abort();
   }, [deviceId, epoch]);
 
+  const setHealth = useCallback((health: HealthView) => setDevice((cur) => (cur ? { ...cur, health } : cur)), []);
+
   useStream((m) => {
     if (!device) return;
     if (m.kind === 'device' && m.device.id === device.id) {
-      setDevice((cur) => (cur && cur.updatedAt > m.device.updatedAt ? cur : m.device));
+      setDevice((cur) => newer(cur, m.device));
+    } else if (m.kind === 'health' && m.health.deviceId === device.id) {
+      const { deviceId: _id, ...health } = m.health;
+      setHealth(health);
     } else if (m.kind === 'event' && m.event.deviceId === device.id) {
       const eid = m.event.id;
       setEvents((cur) => mergeEvents(cur, [m.event]));
@@ -99,7 +115,7 @@ export function DevicePage({ id }: { id: string }) {
     setError(null);
     try {
       const d = await fn();
-      setDevice((cur) => (cur && cur.updatedAt > d.updatedAt ? cur : d));
+      setDevice((cur) => newer(cur, d));
       return true;
     } catch (err) {
       setError(asApiError(err));
@@ -165,6 +181,13 @@ export function DevicePage({ id }: { id: string }) {
 
       <ErrorBanner error={error} onClose={() => setError(null)} />
 
+      <div className="grid">
+        <HealthSummary deviceId={device.id} health={device.health} onRefresh={setHealth} />
+        {canOperate ? <DeviceActions device={device} agentConnected={device.health?.agent.connected ?? false} /> : null}
+      </div>
+
+      <MetricsChart deviceId={device.id} />
+
       <BootTimeline deviceId={device.id} events={events} loading={eventsLoading} fresh={fresh} />
 
       <div className="grid">
@@ -209,6 +232,8 @@ export function DevicePage({ id }: { id: string }) {
           </div>
         </section>
       </div>
+
+      <RemediationHistory deviceId={device.id} events={events} fresh={fresh} />
 
       <section className="card table-card" aria-labelledby="events-h">
         <div className="card-head">

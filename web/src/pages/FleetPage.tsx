@@ -1,10 +1,12 @@
 // The fleet: counts by state (click to filter), then the device table. Live: every `device`
-// message from the stream updates its row and the counts in place.
+// message from the stream updates its row and the counts in place, every `health` message its
+// health badge and suspicion (phi).
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, ApiError, asApiError } from '../api';
 import { useCatalog } from '../catalog';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { ErrorBanner } from '../components/ErrorBanner';
+import { HealthBadge, Phi } from '../components/HealthBadge';
 import { LabelChips } from '../components/Labels';
 import { Link } from '../components/Link';
 import { RelativeTime } from '../components/RelativeTime';
@@ -134,9 +136,11 @@ export function FleetPage({ query }: { query: URLSearchParams }) {
   };
 
   /** Applies a device's new version (from the stream or an action's reply); idempotent. */
-  const applyDevice = (d: Device) => {
-    const prev = known.current.get(d.id);
-    if (prev && prev.updatedAt > d.updatedAt) return; // an older version arriving late
+  const applyDevice = (incoming: Device) => {
+    const prev = known.current.get(incoming.id);
+    if (prev && prev.updatedAt > incoming.updatedAt) return; // an older version arriving late
+    // Stream and action replies carry the record without health: keep the health already known.
+    const d = incoming.health || !prev?.health ? incoming : { ...incoming, health: prev.health };
     known.current.set(d.id, d);
     if (prev?.state !== d.state) {
       setCounts((c) => {
@@ -161,8 +165,19 @@ export function FleetPage({ query }: { query: URLSearchParams }) {
     });
   };
 
+  /** A health change: only the health of a row already known moves (the record is unchanged). */
+  const applyHealth = (deviceId: string, health: NonNullable<Device['health']>) => {
+    const prev = known.current.get(deviceId);
+    if (prev) known.current.set(deviceId, { ...prev, health });
+    setRows((rs) => (rs.some((r) => r.id === deviceId) ? rs.map((r) => (r.id === deviceId ? { ...r, health } : r)) : rs));
+  };
+
   useStream((m) => {
     if (m.kind === 'device') applyDevice(m.device);
+    else if (m.kind === 'health') {
+      const { deviceId, ...health } = m.health;
+      applyHealth(deviceId, health);
+    }
   });
 
   async function act(d: Device, action: 'accept' | 'reject') {
@@ -222,6 +237,10 @@ export function FleetPage({ query }: { query: URLSearchParams }) {
             <thead>
               <tr>
                 <th>State</th>
+                <th>Health</th>
+                <th className="nowrap num" title="Suspicion of the heartbeat detector (phi accrual); suspect from 8 by default">
+                  Suspicion (φ)
+                </th>
                 <th>Hostname</th>
                 <th className="hide-md">Model</th>
                 <th className="hide-sm">Serial</th>
@@ -234,9 +253,15 @@ export function FleetPage({ query }: { query: URLSearchParams }) {
             </thead>
             <tbody>
               {rows.map((d) => (
-                <tr key={d.id} data-device-id={d.id} data-serial={d.serial} data-state={d.state} className={fresh.has(d.id) ? 'row-fresh' : undefined}>
+                <tr key={d.id} data-device-id={d.id} data-serial={d.serial} data-state={d.state} data-health={d.health?.health ?? 'unknown'} className={fresh.has(d.id) ? 'row-fresh' : undefined}>
                   <td>
                     <StateBadge state={d.state} />
+                  </td>
+                  <td data-col="health">
+                    <HealthBadge health={d.health?.health ?? 'unknown'} />
+                  </td>
+                  <td data-col="phi" className="num">
+                    <Phi health={d.health} />
                   </td>
                   <td className="nowrap">
                     <Link to={paths.device(d.id)} className="strong">

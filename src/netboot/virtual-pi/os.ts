@@ -1,0 +1,183 @@
+// What a virtual Pi does after its firmware's TFTP boot, in place of the initramfs and the OS:
+// read drover.server/node/token from the cmdline.txt it was served, fetch its boot config and
+// overlay with that token (as data/initramfs/init does), report the phases, take
+// etc/drover/agent.json out of the overlay and run the real device agent (src/agent) with it,
+// with synthetic but moving metrics and, optionally, a gossip member. Reboot and shutdown jobs
+// are handed back to the caller, which decides what "boot again" means.
+import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { Agent, type MetricsSource } from '../../agent/agent.js';
+import { AgentGossip } from '../../agent/gossip.js';
+import { silentLogger, type AgentLogger } from '../../agent/log.js';
+import type { Metrics } from '../../agent/protocol.js';
+import type { GossipTimings } from '../../gossip/config.js';
+import type { VirtualPiReport } from './run.js';
+
+export interface VirtualOsOptions {
+  report: VirtualPiReport;
+  /** The agent's buffer lives here (one directory per Pi; kept across its reboots). */
+  stateDir: string;
+  /** Run a gossip member on this loopback address (port chosen by the kernel); none = no gossip. */
+  gossip?: { bindAddr: string; timings?: GossipTimings } | undefined;
+  /** A reboot or shutdown job arrived (after its result was sent). */
+  onReboot: () => void;
+  onShutdown: () => void;
+  /** Called instead of the controller URL in agent.json (the demo's loopback). */
+  serverOverride?: string | undefined;
+  log?: AgentLogger;
+}
+
+export interface VirtualOs {
+  node: string;
+  agent: Agent;
+  gossip: AgentGossip | null;
+  /** Dies as a crashed Pi does: no leave, no close frame. */
+  crash(): Promise<void>;
+  /** A clean shutdown: leave the group, close the socket. */
+  stop(): Promise<void>;
+}
+
+export class VirtualOsError extends Error {
+  override readonly name = 'VirtualOsError';
+}
+
+/** drover.* kernel arguments from a cmdline.txt. */
+export function droverArgs(cmdline: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const w of cmdline.trim().split(/\s+/)) {
+    const m = /^drover\.([a-z]+)=(.*)$/.exec(w);
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+/** The regular files of a (ustar/pax) tar, by path. Enough for the controller's own overlays. */
+export function untar(tar: Buffer): Map<string, Buffer> {
+  const files = new Map<string, Buffer>();
+  let off = 0;
+  let paxPath: string | null = null;
+  while (off + 512 <= tar.length) {
+    const h = tar.subarray(off, off + 512);
+    if (h.every((b) => b === 0)) break;
+    const str = (a: number, n: number) => h.subarray(a, a + n).toString('utf8').replace(/\0.*$/s, '');
+    const size = parseInt(str(124, 12).trim() || '0', 8);
+    const type = String.fromCharCode(h[156]!);
+    const prefix = str(345, 155);
+    const name = paxPath ?? (prefix ? `${prefix}/${str(0, 100)}` : str(0, 100));
+    const data = tar.subarray(off + 512, off + 512 + size);
+    paxPath = null;
+    if (type === 'x') {
+      const m = /\d+ path=([^\n]*)\n/.exec(data.toString('utf8'));
+      paxPath = m ? m[1]! : null;
+    } else if (type === '0' || type === '\0') files.set(name.replace(/^\.\//, ''), Buffer.from(data));
+    off += 512 + Math.ceil(size / 512) * 512;
+  }
+  return files;
+}
+
+/** Metrics that move like a lightly loaded Pi's, different per node, deterministic per seed. */
+export function syntheticMetrics(seed: string, bootId: string, imageId: string | null): MetricsSource & { spike(): void } {
+  let x = createHash('sha256').update(seed).digest().readUInt32LE(0) || 1;
+  const rand = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 0x1_0000_0000;
+  };
+  const cores = 4;
+  const base = 0.05 + rand() * 0.25;
+  const started = Date.now();
+  let rx = 0;
+  let tx = 0;
+  let spikeUntil = 0;
+  return {
+    async sample(): Promise<Metrics> {
+      const t = (Date.now() - started) / 1000;
+      const busy = Date.now() < spikeUntil ? 0.9 : base + 0.15 * Math.sin(t / 20 + base * 10);
+      const cpu = Array.from({ length: cores }, () => Math.min(1, Math.max(0, busy + (rand() - 0.5) * 0.1)));
+      const avg = cpu.reduce((a, b) => a + b, 0) / cores;
+      rx += Math.round(2000 + rand() * 50_000);
+      tx += Math.round(1000 + rand() * 20_000);
+      const memTotal = 4 * 1024 ** 3;
+      return {
+        cpu,
+        load: [avg * cores, avg * cores * 0.9, avg * cores * 0.8],
+        mem: [memTotal, Math.round(memTotal * (0.6 - avg * 0.3))],
+        disk: [32e9, 20e9],
+        temp: Math.round((40 + avg * 30 + rand() * 2) * 10) / 10,
+        net: [rx, tx],
+        uptime: Math.round(t),
+      };
+    },
+    bootId: async () => bootId,
+    imageId: async () => imageId,
+    spike() {
+      spikeUntil = Date.now() + 60_000;
+    },
+  };
+}
+
+/** Runs the post-firmware boot of a virtual Pi whose TFTP boot succeeded. */
+export async function bootVirtualOs(o: VirtualOsOptions): Promise<VirtualOs> {
+  const log = o.log ?? silentLogger;
+  if (!o.report.ok || !o.report.tftp?.cmdline) throw new VirtualOsError(`the firmware boot did not finish (${o.report.reason ?? 'no cmdline.txt'})`);
+  const args = droverArgs(o.report.tftp.cmdline);
+  if (!args.server || !args.token || args.token === 'none') throw new VirtualOsError('cmdline.txt carries no drover.server/drover.token: is the device accepted?');
+  const server = o.serverOverride ?? args.server;
+  const auth = { authorization: `Bearer ${args.token}` };
+  const report = (phase: string, status: 'ok' | 'failed', message: string) =>
+    fetch(`${server}/boot/v1/report`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ phase, status, message }) }).catch(() => undefined);
+
+  // The boot config names the root filesystem to download. A virtual Pi has no use for it, and
+  // the demo's image is a bare boot tree (which the config refuses): only 401/403 stop the boot.
+  const cfgRes = await fetch(`${server}/boot/v1/config`, { headers: auth });
+  let cfg: { image?: { id?: string; name?: string } } = {};
+  if (cfgRes.status === 401 || cfgRes.status === 403) throw new VirtualOsError(`boot config: HTTP ${cfgRes.status} (the token in cmdline.txt is not accepted)`);
+  if (cfgRes.ok) {
+    cfg = (await cfgRes.json()) as typeof cfg;
+    await report('config', 'ok', `image ${cfg.image?.name ?? '?'}`);
+  } else log.debug({ status: cfgRes.status, body: (await cfgRes.text()).slice(0, 200) }, 'boot config refused; a virtual Pi boots without a root filesystem');
+
+  const ovRes = await fetch(`${server}/boot/v1/overlay`, { headers: auth });
+  if (!ovRes.ok) throw new VirtualOsError(`overlay: HTTP ${ovRes.status}`);
+  const files = untar(gunzipSync(Buffer.from(await ovRes.arrayBuffer())));
+  const agentJson = files.get('etc/drover/agent.json');
+  if (!agentJson) throw new VirtualOsError('the overlay has no etc/drover/agent.json');
+  const ac = JSON.parse(agentJson.toString('utf8')) as { server: string; node: string; token: string };
+  await report('overlay', 'ok', `hostname ${files.get('etc/hostname')?.toString('utf8').trim() ?? '?'}`);
+  await report('switch-root', 'ok', 'virtual OS');
+
+  const bootId = createHash('sha256').update(`${ac.node}\0${Date.now()}\0${Math.random()}`).digest('hex').slice(0, 32);
+  const agent = new Agent({
+    server: o.serverOverride ?? ac.server,
+    node: ac.node,
+    token: ac.token,
+    stateDir: o.stateDir,
+    metrics: syntheticMetrics(ac.node, bootId, cfg.image?.id ?? null),
+    commands: { reboot: () => o.onReboot(), shutdown: () => o.onShutdown() },
+    jobs: { powerDelayMs: 200 },
+    client: { backoff: { baseMs: 200, capMs: 2000 } },
+    log,
+  });
+  const gossip = o.gossip ? new AgentGossip(agent, { name: ac.node, bindAddr: o.gossip.bindAddr, bindPort: 0, ...(o.gossip.timings ? { timings: o.gossip.timings } : {}), log }) : null;
+  await gossip?.start();
+  await agent.start();
+  let down = false;
+  return {
+    node: ac.node,
+    agent,
+    gossip,
+    async crash() {
+      if (down) return;
+      down = true;
+      await gossip?.crash();
+      await agent.crash();
+    },
+    async stop() {
+      if (down) return;
+      down = true;
+      await gossip?.stop();
+      await agent.stop();
+    },
+  };
+}
