@@ -37,6 +37,7 @@ export interface Config {
   piOuis: string[];
   boot: { tmpfsSize: string; retrySeconds: number; offlineAfterSeconds: number; authorizedKeysFile: string | undefined };
   imageUploadLimit: number;
+  imageAgent: 'runtime' | 'agent' | 'off';
   agent: { heartbeatMs: number; rawRetentionHours: number; rollupRetentionDays: number };
   gossipListen: { host: string; port: number } | null;
   webhook: { url: string; secretFile: string | undefined } | null;
@@ -195,6 +196,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       authorizedKeysFile: values.authorizedKeysFile as string | undefined,
     },
     imageUploadLimit: Number(values.imageUploadLimit),
+    imageAgent: values.imageAgent as Config['imageAgent'],
     nfs: nfsConfig(values, dataDir),
     agent: { heartbeatMs: Number(values.agentHeartbeat) * 1000, rawRetentionHours: Number(values.metricsRetention), rollupRetentionDays: Number(values.metricsRollupRetention) },
     gossipListen: values.gossipListen === 'off' ? null : parseListen(String(values.gossipListen)),
@@ -294,6 +296,7 @@ export function describeConfig(c: Config): Record<string, { value: unknown; sour
     bootOfflineAfter: c.boot.offlineAfterSeconds,
     authorizedKeysFile: c.boot.authorizedKeysFile ?? null,
     imageUploadLimit: c.imageUploadLimit,
+    imageAgent: c.imageAgent,
     nfsExportRoot: c.nfs.exportRoot,
     nfsServer: c.nfs.server ?? null,
     nfsExportsFile: c.nfs.exportsFile ?? 'off',

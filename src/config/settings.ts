@@ -303,6 +303,15 @@ export const SETTINGS = [
     description: 'Largest OS image upload (`POST /api/v1/images`) in bytes; larger ones get DROVER_BODY_TOO_LARGE and nothing is stored.',
   },
   {
+    key: 'imageAgent',
+    env: 'DROVER_IMAGE_AGENT',
+    flag: '--image-agent',
+    type: 'enum',
+    values: ['runtime', 'agent', 'off'],
+    default: () => 'runtime',
+    description: 'What an OS image ingest adds: `runtime` (default) the device agent, its unit, and a Node.js runtime from the npm registry configured on this host when the image has no Node.js 18.15 or newer (cached in DATA/runtimes); `agent` the agent only, never downloading; `off` nothing.',
+  },
+  {
     key: 'agentHeartbeat',
     env: 'DROVER_AGENT_HEARTBEAT',
     flag: '--agent-heartbeat',

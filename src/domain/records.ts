@@ -132,7 +132,7 @@ export interface Page<T> {
 }
 
 /** Phases of an OS image ingest, in order (`queued` before it starts). */
-export type IngestPhase = 'receive' | 'decompress' | 'partitions' | 'boot-files' | 'rootfs' | 'initramfs' | 'store';
+export type IngestPhase = 'receive' | 'decompress' | 'partitions' | 'boot-files' | 'rootfs' | 'initramfs' | 'runtime' | 'store';
 
 /** An OS image ingest while it runs and shortly after: its phase, progress and outcome. */
 export interface IngestJob {

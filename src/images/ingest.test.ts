@@ -33,7 +33,8 @@ describe('OS image ingest', imagePrereq(), () => {
     execFileSync('xz', ['-T0', '-1', '-k', '-f', img]);
     const seen = new Set<string>();
     const progress: IngestProgress[] = [];
-    first = await ingestOsImage({ source: xz, storeDir: store, onProgress: (p) => (seen.add(p.phase), progress.push(p)) });
+    // The agent install has its own suite (agent-install.test.ts): off here, so this stays offline.
+    first = await ingestOsImage({ source: xz, storeDir: store, agent: false, onProgress: (p) => (seen.add(p.phase), progress.push(p)) });
     assert.equal(first.reused, false);
     assert.deepEqual([...seen], ['decompress', 'partitions', 'boot-files', 'initramfs', 'rootfs', 'store']);
     const last = progress.filter((p) => p.phase === 'decompress').at(-1)!;
@@ -158,7 +159,7 @@ describe('OS image ingest', imagePrereq(), () => {
       }, 'DROVER_IMAGE_NO_ROOT', /ext4 root/i],
     ];
     for (const [what, make, code, message] of cases) {
-      await assert.rejects(ingestOsImage({ source: make(), storeDir: store }), { code, message }, what);
+      await assert.rejects(ingestOsImage({ source: make(), storeDir: store, agent: false }), { code, message }, what);
       assert.deepEqual(storeEntries(), before, `${what}: nothing left in the store`);
     }
   });

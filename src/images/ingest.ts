@@ -6,17 +6,20 @@
 // No loop mounts and no root: partitions are read in place (partitions.ts), the root through our
 // ext4 reader into a pax stream for tar2sqfs, the FAT through mtools. Everything is built in a
 // temporary directory and renamed into place, so a crash or a bad file leaves no half image.
+// The Drover agent (and a Node.js runtime when the image has none it can run on) is appended to
+// the root as it is squashed: agent-install.ts, node-runtime.ts.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
 import { DroverError } from '../domain/errors.js';
 import type { IngestPhase } from '../domain/records.js';
+import { prepareAgentInstall, type AgentInstall, type AgentInstallOptions, type AgentManifest } from './agent-install.js';
 import { describeTree, hashTree, type BootTreeInfo } from './boot-dir.js';
 import { Ext4 } from './ext4.js';
 import { buildInitramfs } from './initramfs.js';
@@ -59,6 +62,8 @@ export interface OsImageInfo {
   osName: string | null;
   rootfs: { file: string; bytes: number; sha256: string; md5: string; entries: number; xattrs: number; compressor: string };
   drover: string;
+  /** The Drover agent (and Node.js runtime) added to the root; absent in images stored before. */
+  agent?: AgentManifest;
 }
 
 export interface IngestResult {
@@ -76,6 +81,19 @@ export interface IngestOptions {
   onProgress?: (p: IngestProgress) => void;
   signal?: AbortSignal;
   compressor?: 'gzip' | 'xz' | 'zstd' | 'lz4';
+  /**
+   * The Drover agent in the image, with a Node.js runtime when the image has no node ≥ 18.15
+   * (agent-install.ts). Default: on when the agent bundle is built; false turns it off. Runtimes
+   * are cached in DATA/runtimes (the store's DATA/images/os → DATA/runtimes) unless
+   * `runtime.cacheDir` says otherwise.
+   */
+  agent?: AgentInstallOptions | false;
+}
+
+/** DATA/runtimes for the store DATA/images/os; for any other store, `runtimes` beside it. */
+export function runtimeCacheDirFor(storeDir: string): string {
+  const parent = dirname(storeDir);
+  return basename(storeDir) === 'os' && basename(parent) === 'images' ? join(dirname(parent), 'runtimes') : join(parent, 'runtimes');
 }
 
 const MiB = 1024 * 1024;
@@ -230,7 +248,7 @@ async function ext4UsedBytes(read: ReadAt, offset: number): Promise<number> {
   return Math.max(0, blocks - free) * blockSize;
 }
 
-async function squashRoot(fs: Ext4, total: number, out: string, compressor: string, progress: (p: IngestProgress) => void, signal?: AbortSignal): Promise<{ entries: number; xattrs: number }> {
+async function squashRoot(fs: Ext4, total: number, out: string, compressor: string, progress: (p: IngestProgress) => void, signal?: AbortSignal, extra?: AgentInstall): Promise<{ entries: number; xattrs: number }> {
   const child = spawn('tar2sqfs', ['--quiet', '--no-skip', '--force', '--compressor', compressor, '--block-size', '131072', out], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
@@ -250,6 +268,8 @@ async function squashRoot(fs: Ext4, total: number, out: string, compressor: stri
     for await (const e of fs.walk()) {
       if (signal?.aborted) throw signal.reason;
       if (e.path === '' || e.type === 'socket') continue;
+      // What the agent install replaces (it is appended after the walk).
+      if (extra?.skip(e.path)) continue;
       entries++;
       xattrs += e.xattrs.length;
       // squashfs keeps one time per inode: atime/ctime would only make every header a pax header.
@@ -269,6 +289,13 @@ async function squashRoot(fs: Ext4, total: number, out: string, compressor: stri
       } else {
         await tar.add({ ...base, type: TAR_TYPES[e.type]!, ...(e.target !== undefined ? { linkTarget: e.target } : {}), ...(e.rdevMajor !== undefined ? { devMajor: e.rdevMajor, devMinor: e.rdevMinor ?? 0 } : {}) });
       }
+    }
+    for (const x of extra?.entries ?? []) {
+      if (signal?.aborted) throw signal.reason;
+      entries++;
+      await tar.add(x.entry, x.data?.());
+      done += x.entry.size ?? 0;
+      progress({ phase: 'rootfs', done, total });
     }
     await tar.finish();
   } catch (err) {
@@ -373,9 +400,24 @@ export async function ingestOsImage(o: IngestOptions): Promise<IngestResult> {
           wifi: r.wifi.included ? { firmware: r.wifi.firmware, modules: r.wifi.modules } : { reason: r.wifi.reason } });
         progress({ phase: 'initramfs', done: i + 1, total: kernels.length });
       }
+      // The agent before the long squashfs step: a runtime that cannot be had fails early.
+      let agent: AgentManifest | undefined;
+      let agentInstall: AgentInstall | undefined;
+      if (o.agent !== false) {
+        const r = await prepareAgentInstall(fs, {
+          ...o.agent,
+          runtimeCacheDir: runtimeCacheDirFor(o.storeDir),
+          onProgress: (done, total) => progress({ phase: 'runtime', done, total }),
+          ...(o.signal ? { signal: o.signal } : {}),
+        });
+        agent = r.manifest;
+        if ('entries' in r) agentInstall = r;
+      } else {
+        agent = { installed: false, reason: 'Turned off for this ingest.' };
+      }
       const compressor = o.compressor ?? 'gzip';
       const squash = join(out, 'rootfs.squashfs');
-      const counts = await squashRoot(fs, await ext4UsedBytes(read, root.offset), squash, compressor, progress, o.signal);
+      const counts = await squashRoot(fs, (await ext4UsedBytes(read, root.offset)) + (agentInstall?.bytes ?? 0), squash, compressor, progress, o.signal, agentInstall);
       progress({ phase: 'store', done: 0, total: null });
       const sq = await hashFile(squash);
       const finalBoot = describeTree(bootEntries);
@@ -392,6 +434,7 @@ export async function ingestOsImage(o: IngestOptions): Promise<IngestResult> {
         osName: await osName(fs),
         rootfs: { file: 'rootfs.squashfs', bytes: sq.bytes, sha256: sq.sha256, md5: sq.md5, entries: counts.entries, xattrs: counts.xattrs, compressor },
         drover: droverVersion,
+        agent,
       };
       await writeFile(join(out, 'image.json'), `${JSON.stringify(info, null, 2)}\n`);
       try {

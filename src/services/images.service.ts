@@ -48,6 +48,8 @@ export class ImagesService {
   constructor(
     private readonly ctx: ServiceContext,
     private readonly dataDir: string,
+    /** What ingests add to images (the `imageAgent` setting). */
+    private readonly agentMode: 'runtime' | 'agent' | 'off' = 'runtime',
   ) {}
 
   get osStoreDir(): string {
@@ -120,6 +122,7 @@ export class ImagesService {
         const r = await ingestOsImage({
           source: input.path,
           storeDir: this.osStoreDir,
+          agent: this.agentMode === 'off' ? false : { ...(this.agentMode === 'agent' ? { runtime: false as const } : { runtime: { cacheDir: join(this.dataDir, 'runtimes') } }) },
           onProgress: (p) => {
             Object.assign(job, p);
             publish();

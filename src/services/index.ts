@@ -47,9 +47,9 @@ export interface AgentSettings {
 
 export const DEFAULT_BOOT: BootDefaults = { tmpfsSize: '50%', retrySeconds: 60, offlineAfterSeconds: 30, authorizedKeys: [] };
 
-export function createServices(store: Store, opts: { sessionTtl: number; dataDir: string; clock?: Clock; bus?: EventBus; boot?: BootDefaults; nfs?: NfsSettings; agent?: AgentSettings; logger?: Logger; webhook?: Omit<WebhookOptions, 'logger'> | null }): Services {
+export function createServices(store: Store, opts: { sessionTtl: number; dataDir: string; clock?: Clock; bus?: EventBus; boot?: BootDefaults; nfs?: NfsSettings; agent?: AgentSettings; logger?: Logger; webhook?: Omit<WebhookOptions, 'logger'> | null; imageAgent?: 'runtime' | 'agent' | 'off' }): Services {
   const ctx: ServiceContext = { store, bus: opts.bus ?? new EventBus(), clock: opts.clock ?? systemClock, dataDir: opts.dataDir };
-  const images = new ImagesService(ctx, opts.dataDir);
+  const images = new ImagesService(ctx, opts.dataDir, opts.imageAgent);
   const deviceTokens = new DeviceTokensService(ctx, opts.dataDir);
   // Without settings (tests, tools) nothing outside the data dir is written or run.
   const nfs = new NfsService(opts.nfs ?? { exportRoot: join(opts.dataDir, 'nfs'), server: undefined, exportsFile: null, ganeshaConfig: null, reloadCommand: null });

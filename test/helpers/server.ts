@@ -32,6 +32,9 @@ export async function spawnServer(opts: { dataDir: string; database?: string; po
   if (opts.database) args.push('--database', opts.database);
   // Tests never bind the real TFTP port unless they ask for a TFTP listener.
   args.push(...(opts.extraArgs?.includes('--tftp-listen') ? [] : ['--tftp-listen', 'off']), ...(opts.extraArgs ?? []));
+  // Ingests put the agent into images but download no Node.js runtime: tests stay offline. The
+  // runtime path is tested against a local registry in src/images/node-runtime.test.ts.
+  if (!opts.extraArgs?.includes('--image-agent')) args.push('--image-agent', 'agent');
   const proc = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

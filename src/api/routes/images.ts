@@ -17,7 +17,7 @@ const IngestJob = Type.Object(
     tag: Type.String(),
     source: Type.String(),
     status: Type.Union([Type.Literal('running'), Type.Literal('done'), Type.Literal('failed')]),
-    phase: Type.String({ description: 'receive, decompress, partitions, boot-files, initramfs, rootfs, store' }),
+    phase: Type.String({ description: 'receive, decompress, partitions, boot-files, initramfs, runtime, rootfs, store' }),
     done: Type.Number(),
     total: Nullable(Type.Number()),
     startedAt: Type.String(),

@@ -17,7 +17,7 @@ import { action, bad, client, globals } from '../run.js';
 
 const PHASES: Record<string, string> = {
   upload: 'uploading', queued: 'queued', receive: 'receiving', decompress: 'decompressing', partitions: 'reading partitions',
-  'boot-files': 'copying boot files', initramfs: 'building initramfs', rootfs: 'squashing the root filesystem', store: 'storing',
+  'boot-files': 'copying boot files', initramfs: 'building initramfs', runtime: 'fetching the agent\'s Node.js runtime', rootfs: 'squashing the root filesystem', store: 'storing',
 };
 
 const human = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : n >= 1e3 ? `${(n / 1e3).toFixed(0)} kB` : `${n} B`);

