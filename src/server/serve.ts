@@ -83,6 +83,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     dataDir: config.dataDir,
     boot: { tmpfsSize: config.boot.tmpfsSize, retrySeconds: config.boot.retrySeconds, offlineAfterSeconds: config.boot.offlineAfterSeconds, authorizedKeys },
     nfs: config.nfs,
+    imageAgent: config.imageAgent,
     logger: log,
     agent: { heartbeatMs: config.agent.heartbeatMs, ingest: { rawRetentionHours: config.agent.rawRetentionHours, rollupRetentionDays: config.agent.rollupRetentionDays }, controllerGossip: () => gossip?.seed() ?? null, ...(opts.healthTickMs ? { healthTickMs: opts.healthTickMs } : {}) },
     webhook: config.webhook ? { url: config.webhook.url, secret: config.webhook.secretFile ? readSecret(config.webhook.secretFile) : null } : null,

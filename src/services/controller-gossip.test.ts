@@ -95,4 +95,10 @@ describe('controller and agents in one gossip group (loopback)', () => {
     for (const n of nodes.slice(0, 2)) assert.equal((await server.store.health.get(n.id))?.health, 'alive');
     assert.ok(victim.agent.status.lastSeq >= sentBefore);
   });
+
+  it('the controller stops promptly while agents are still connected', async () => {
+    const t0 = Date.now();
+    await server.close();
+    assert.ok(Date.now() - t0 < 10_000, `closed in ${Date.now() - t0} ms`);
+  });
 });

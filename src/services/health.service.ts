@@ -66,6 +66,7 @@ export class HealthService {
   private readonly tickMs: number;
   private readonly viewTtlMs: number;
   private ownReporter: string | null = null;
+  private readonly unsubscribe: () => void;
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -96,6 +97,10 @@ export class HealthService {
       t.silentSince = null;
     });
     agents.on('view', (reporter, members) => this.onView(reporter, members));
+    // A changed group policy applies at once, not when the cached copy expires.
+    this.unsubscribe = ctx.bus.subscribe((m) => {
+      if (m.kind === 'event' && (m.event.type === 'group.updated' || m.event.type === 'group.deleted')) void this.reloadPolicy(String(m.event.data.groupId));
+    });
   }
 
   /** Loads what the store knows and starts the once-a-second evaluation. */
@@ -117,6 +122,7 @@ export class HealthService {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unsubscribe();
     if (this.timer) clearInterval(this.timer);
     for (const t of this.tracked.values()) t.onAlive?.();
     await Promise.all([...this.tracked.values()].map((t) => t.ladder?.catch(() => undefined)));
@@ -163,6 +169,19 @@ export class HealthService {
   private cachedPolicy(deviceId: string): HealthPolicy {
     const groupId = this.devicePolicy.get(deviceId) ?? null;
     return this.policies.get(groupId ?? '')?.policy ?? DEFAULT_HEALTH_POLICY;
+  }
+
+  /** Re-reads a group's policy in place (the old one serves until the new one is read). */
+  private async reloadPolicy(groupId: string): Promise<void> {
+    if (!this.policies.has(groupId)) return;
+    let policy = DEFAULT_HEALTH_POLICY;
+    try {
+      const group = await this.ctx.store.groups.get(groupId);
+      if (group) policy = parseHealthPolicy(group.policy.health);
+    } catch (err) {
+      this.opts.logger?.error({ group: groupId, err: (err as Error).message }, 'invalid health policy; using defaults');
+    }
+    this.policies.set(groupId, { policy, at: this.ctx.clock().getTime() });
   }
 
   private async policyOf(device: Device): Promise<HealthPolicy> {

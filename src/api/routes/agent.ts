@@ -94,7 +94,7 @@ export function registerAgentSocket(app: FastifyInstance, deps: ApiDeps): void {
     ws.on('error', (err) => log.info({ err: err.message, device: deviceId }, 'agent socket error'));
   }
 
-  app.addHook('onClose', async () => {
+  app.addHook('preClose', async () => {
     for (const ws of wss.clients) ws.terminate();
     wss.close();
   });
