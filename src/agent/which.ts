@@ -1,6 +1,7 @@
 // Finding a program on PATH without spawning a shell: the agent checks once whether vcgencmd,
 // journalctl and systemctl exist, so a missing tool is a clear message, not an ENOENT per call.
-import { constants } from 'node:fs';
+// The controller uses the synchronous form for its tools (mkfs.ext4, dnsmasq, ip).
+import { accessSync, constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
 
@@ -21,4 +22,20 @@ async function executable(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** findOnPath, synchronously, also looking in `extraDirs` (e.g. the sbin directories a user's PATH may lack). */
+export function findOnPathSync(name: string, extraDirs: string[] = [], path = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'): string | null {
+  const dirs = isAbsolute(name) ? [''] : [...path.split(delimiter), ...extraDirs];
+  for (const dir of dirs) {
+    if (!isAbsolute(name) && !dir) continue;
+    const p = isAbsolute(name) ? name : join(dir, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return null;
 }

@@ -8,14 +8,13 @@
 // Everything the demo creates is removed when it stops.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import type { Config } from '../config/load.js';
 import { runVirtualPi } from '../netboot/virtual-pi/run.js';
 import type { PiHardware, VirtualPiModel } from '../netboot/virtual-pi/models.js';
 import { freePort } from '../server/free-port.js';
 import { startServer, type RunningServer } from '../server/serve.js';
 import { makeBootTree } from './boot-tree.js';
-import { freeLabSubnet, Lab, netnsAvailable } from './lab.js';
+import { freeLabSubnet, hasTool, Lab, netnsAvailable } from './lab.js';
 import { VirtualFleet } from './virtual-fleet.js';
 import type { VirtualPiReport } from '../netboot/virtual-pi/run.js';
 
@@ -52,14 +51,7 @@ export function demoFleet(n: number): PiHardware[] {
   });
 }
 
-const hasDnsmasq = () => {
-  try {
-    execFileSync('sh', ['-c', 'command -v dnsmasq'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
+const hasDnsmasq = () => hasTool('dnsmasq');
 
 export async function startDemo(base: Config, o: DemoOptions): Promise<RunningDemo> {
   const say = o.announce ?? ((l: string) => process.stderr.write(`${l}\n`));

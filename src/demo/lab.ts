@@ -6,6 +6,7 @@
 // Each lab records its owner's pid in /run/drover-labs/<id>; creating a lab first removes the
 // labs whose owner died without cleaning up (a kill -9), since a stale uplink holding the same
 // address would quietly take the replies meant for the next lab.
+import { findOnPathSync } from '../agent/which.js';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,17 +17,13 @@ const RECORDS = '/run/drover-labs';
 
 const run = promisify(execFile);
 
-function which(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
+/** Whether a tool is installed (PATH, or the sbin directories a user's PATH may lack). */
+export function hasTool(cmd: string): boolean {
+  return findOnPathSync(cmd, ['/usr/sbin', '/sbin']) !== null;
 }
 
 export function netnsAvailable(): boolean {
-  if (process.getuid?.() !== 0 || !which('ip')) return false;
+  if (process.getuid?.() !== 0 || !hasTool('ip')) return false;
   const probe = `drvprobe${randomBytes(3).toString('hex')}`;
   try {
     execFileSync('ip', ['netns', 'add', probe], { stdio: 'ignore' });

@@ -14,6 +14,7 @@
 // Pure text rendering (renderExports, renderGaneshaConfig, nfsCmdlineArgs) plus three small
 // filesystem steps (unpackRootOnce, deviceLayer, writeExportsFile), all atomic: a crash leaves
 // either the old state or the new one, never half an image or half an exports file.
+import { findOnPathSync } from '../agent/which.js';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -123,9 +124,7 @@ const inFlight = new Map<string, Promise<string>>();
 
 /** The tool's path on PATH or in the sbin directories (mkfs.ext4 is in /usr/sbin). */
 export function findTool(cmd: string): string | null {
-  const dirs = (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':').concat(['/usr/sbin', '/sbin']);
-  for (const d of dirs) if (d && existsSync(join(d, cmd))) return join(d, cmd);
-  return null;
+  return findOnPathSync(cmd, ['/usr/sbin', '/sbin']);
 }
 const hasTool = (cmd: string) => findTool(cmd) !== null;
 

@@ -48,6 +48,8 @@ interface Tracked {
   suspectSince: number | null;
   /** Reporter → what its latest view said about this device, and when. */
   views: Map<string, { state: ViewMember['state']; at: number }>;
+  /** A dead device denied a ladder is not asked again before this time. */
+  ladderCheckAfter: number;
   ladder: Promise<void> | null;
   /** Resolves the wait of a running ladder step when the device is alive again. */
   onAlive: (() => void) | null;
@@ -56,6 +58,7 @@ interface Tracked {
 }
 
 const LADDER_ACTOR = 'health';
+const LADDER_RECHECK_MS = 5000;
 
 export class HealthService {
   private readonly tracked = new Map<string, Tracked>();
@@ -147,7 +150,7 @@ export class HealthService {
   private track(deviceId: string): Tracked {
     let t = this.tracked.get(deviceId);
     if (!t) {
-      t = { detector: null, health: 'unknown', suspectSince: null, views: new Map(), ladder: null, onAlive: null, silentSince: null };
+      t = { detector: null, health: 'unknown', suspectSince: null, views: new Map(), ladder: null, onAlive: null, silentSince: null, ladderCheckAfter: 0 };
       this.tracked.set(deviceId, t);
     }
     return t;
@@ -279,13 +282,18 @@ export class HealthService {
     else t.suspectSince = null;
     if (next !== t.health) await this.changeHealth(deviceId, t, next, reason, phi);
     if (next === 'alive' && t.onAlive) t.onAlive();
-    if (next === 'dead' && !t.ladder && !this.stopped) {
+    if (next !== 'dead') t.ladderCheckAfter = 0;
+    if (next === 'dead' && !t.ladder && !this.stopped && now >= t.ladderCheckAfter) {
+      // A dead device that may not start a ladder (retired, remediation off, back-off, grace,
+      // maintenance) is asked again a few seconds later, not re-read from the store every tick.
+      t.ladderCheckAfter = now + LADDER_RECHECK_MS;
       const device = await this.ctx.store.devices.get(deviceId);
       if (!device || device.state === 'retired') return;
       const fresh = await this.policyOf(device);
       const h = await this.ctx.store.health.get(deviceId);
       const ok = mayStartLadder(h?.remediation ?? {}, fresh, new Date(now), h?.agent.bootedAt ?? null);
       if (!ok.ok) return;
+      t.ladderCheckAfter = 0;
       t.ladder = this.runLadder(device, fresh, reason).finally(() => {
         t.ladder = null;
       });

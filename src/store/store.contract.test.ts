@@ -276,6 +276,20 @@ function contract(name: string, open: () => Promise<Store>, options: { skip: str
       assert.deepEqual(h1.gossip, { addr: '198.18.0.9', port: 7946 });
       await store.health.touchMany([{ deviceId: d.id, lastHeartbeat: T0, lastSeq: 41 }], T0);
       assert.equal((await store.health.get(d.id))!.lastSeq, 41);
+      // Many at once (more than one chunk), mixed with a device that has no health row: only the known ones change.
+      const others = await Promise.all(Array.from({ length: 3 }, (_, i) => store.devices.create(device(`7a0c0${i}00`))));
+      for (const o of others) await store.health.upsert(o.id, { stream: 's' }, T0);
+      const T1 = '2026-01-01T00:00:09.000Z';
+      const rows = [...others.map((o, i) => ({ deviceId: o.id, lastHeartbeat: T1, lastSeq: 100 + i })), ...Array.from({ length: 600 }, (_, i) => ({ deviceId: `dev_absent${i}`, lastHeartbeat: T1, lastSeq: 1 })), { deviceId: d.id, lastHeartbeat: T1, lastSeq: 2 ** 31 - 1 }];
+      await store.health.touchMany(rows, T1);
+      for (const [i, o] of others.entries()) {
+        const h = (await store.health.get(o.id))!;
+        assert.equal(h.lastSeq, 100 + i);
+        assert.equal(h.lastHeartbeat, T1);
+      }
+      assert.equal((await store.health.get(d.id))!.lastSeq, 2 ** 31 - 1);
+      assert.equal(await store.health.get('dev_absent0'), undefined);
+      for (const o of others) await store.devices.delete(o.id);
       assert.equal((await store.health.countByHealth()).dead, 1);
       assert.ok((await store.health.getMany([d.id])).has(d.id));
       await store.devices.delete(d.id);

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Health, RemediationState } from '../../domain/health.js';
 import type { DeviceHealth } from '../../domain/records.js';
 import type { Database, DeviceHealthTable } from '../schema.js';
@@ -7,6 +7,8 @@ import { parseJson } from './util.js';
 export type HealthPatch = Partial<Omit<DeviceHealth, 'deviceId' | 'updatedAt' | 'agent'>> & {
   agent?: Partial<DeviceHealth['agent']>;
 };
+
+const TOUCH_CHUNK = 500;
 
 export class HealthRepository {
   constructor(private readonly db: Kysely<Database>) {}
@@ -55,13 +57,17 @@ export class HealthRepository {
   }
 
   /** Many small updates (heartbeat time, phi, seq) in one statement each, inside the caller's transaction. */
+  /**
+   * Last heartbeat and stored seq of many devices (one ingest flush): one UPDATE … FROM a VALUES
+   * list per chunk, not one statement (a PostgreSQL round trip) per device.
+   */
   async touchMany(rows: { deviceId: string; lastHeartbeat: string; lastSeq: number }[], now: string): Promise<void> {
-    for (const r of rows) {
-      await this.db
-        .updateTable('device_health')
-        .set({ last_heartbeat: r.lastHeartbeat, last_seq: r.lastSeq, updated_at: now })
-        .where('device_id', '=', r.deviceId)
-        .execute();
+    for (let i = 0; i < rows.length; i += TOUCH_CHUNK) {
+      const values = sql.join(rows.slice(i, i + TOUCH_CHUNK).map((r) => sql`(${r.deviceId}, ${r.lastHeartbeat}, CAST(${r.lastSeq} AS INTEGER))`));
+      // UPDATE … FROM: SQLite 3.33+ and PostgreSQL; the CTE names the columns for both.
+      await sql`WITH v(id, hb, seq) AS (VALUES ${values})
+        UPDATE device_health SET last_heartbeat = v.hb, last_seq = v.seq, updated_at = ${now}
+        FROM v WHERE device_health.device_id = v.id`.execute(this.db);
     }
   }
 }
