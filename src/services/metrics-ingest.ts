@@ -1,6 +1,8 @@
 // Heartbeat and metrics ingest: samples from every agent go into one queue that is written in
-// batches (one transaction every 250 ms or every few thousand samples), so 100,000 devices
-// reporting every 10 s cost a few statements a second, not 10,000. A sample is acked to its
+// batches by group commit: one transaction at a time, holding everything that arrived while the
+// previous one was being written (and at most `flushMs` more), so under load 100,000 devices
+// reporting every 10 s cost a few dozen transactions a second, not 10,000, while a quiet
+// controller acks within milliseconds. A sample is acked to its
 // agent only after the transaction that stores it commits: nothing acked is ever lost, and what
 // is not acked is replayed by the agent. One-minute rollups are kept in memory while a minute
 // is open and written once it closes; raw samples and rollups are pruned by age.
@@ -10,6 +12,7 @@ import type { MetricsRollup, StoredSample } from '../store/repositories/metrics.
 import type { ServiceContext } from './context.js';
 
 export interface IngestOptions {
+  /** How long a sample waits for company before a write starts when none is running (group commit). */
   flushMs: number;
   /** Flush early when this many samples wait. */
   maxBatch: number;
@@ -18,7 +21,7 @@ export interface IngestOptions {
   logger?: Logger | undefined;
 }
 
-export const DEFAULT_INGEST: IngestOptions = { flushMs: 250, maxBatch: 5000, rawRetentionHours: 3, rollupRetentionDays: 30 };
+export const DEFAULT_INGEST: IngestOptions = { flushMs: 5, maxBatch: 5000, rawRetentionHours: 3, rollupRetentionDays: 30 };
 
 interface Pending {
   deviceId: string;
