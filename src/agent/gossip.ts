@@ -69,6 +69,9 @@ export class AgentGossip {
       ...(o.advertisePort !== undefined ? { advertisePort: o.advertisePort } : {}),
       ...(o.transport ? { transport: o.transport } : {}),
       ...(o.lifeguard !== undefined ? { lifeguard: o.lifeguard } : {}),
+      // The leave is gossiped for ~2 s: enough for a LAN group to hear it, and well within the
+      // agent's 5 s stop deadline (systemd stops it on every reboot).
+      leaveTimeoutMs: 2000,
       ...o.timings,
       logger: o.log,
     });

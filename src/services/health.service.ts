@@ -244,12 +244,15 @@ export class HealthService {
     this.ticking = true;
     try {
       const now = this.ctx.clock().getTime();
+      let n = 0;
       for (const [deviceId, t] of this.tracked) {
         try {
           await this.evaluate(deviceId, t, now);
         } catch (err) {
           this.opts.logger?.error({ err, device: deviceId }, 'health evaluation failed');
         }
+        // A round over 100,000 devices must not hold the event loop (heartbeats, acks) for its whole length.
+        if (++n % 500 === 0) await new Promise<void>((r) => setImmediate(r));
       }
     } finally {
       this.ticking = false;
