@@ -68,7 +68,7 @@ describe('MetricsIngest', () => {
     assert.equal((await store.metrics.rollups(deviceId, '2026-11-21T10:05', '2026-11-21T10:06')).length, 0, 'the minute is still open');
     now = new Date('2026-11-21T10:06:01.000Z');
     ingest.push(deviceId, 's3', [{ seq: 3, ts: now.getTime(), m: m(0.9) }], () => undefined);
-    await ingest.flush();
+    await ingest.settled(); // rollups are written after the batch's acks
     const [r] = await store.metrics.rollups(deviceId, '2026-11-21T10:05', '2026-11-21T10:06');
     assert.equal(r!.n, 2);
     assert.equal(r!.data.cpu, 0.3);
@@ -76,5 +76,20 @@ describe('MetricsIngest', () => {
     assert.equal(r!.data.memUsed, 0.75);
     await ingest.close();
     assert.equal((await store.metrics.rollups(deviceId, '2026-11-21T10:06', '2026-11-21T10:07')).length, 1, 'close writes the open minute');
+  });
+
+  it('prunes raw samples past retention in slices, oldest first, and keeps the rest', async () => {
+    now = new Date('2026-11-21T20:00:00.000Z');
+    const ingest = new MetricsIngest(ctx(), { flushMs: 10, maxBatch: 1000, rawRetentionHours: 3, rollupRetentionDays: 30 });
+    const cut = now.getTime() - 3 * 3600_000;
+    // 95 s of samples before the cut (ten slices) and 5 after it
+    const old = Array.from({ length: 100 }, (_, i) => ({ deviceId, ts: new Date(cut - 95_000 + i * 1000).toISOString(), seq: 10_000 + i, m: m(0.1) }));
+    await store.metrics.insertMany(old);
+    ingest.push(deviceId, 's9', [{ seq: 1, ts: now.getTime(), m: m(0.2) }], () => undefined);
+    await ingest.settled();
+    const left = await store.metrics.range(deviceId, '2026-01-01', '2027-01-01', 100_000);
+    assert.equal(left.filter((r) => r.seq >= 10_000).length, 5, 'the five samples younger than 3 h stay');
+    assert.ok(left.every((r) => r.ts >= new Date(cut).toISOString()));
+    await ingest.close();
   });
 });

@@ -46,6 +46,11 @@ interface RollupAcc {
 }
 
 const DAY_MS = 86_400_000;
+const PRUNE_EVERY_MS = 60_000;
+const PRUNE_SLICE_MS = 10_000;
+/** Rollup rows per statement. */
+const HOUSEKEEPING_SLICE = 500;
+const yieldLoop = () => new Promise<void>((r) => setImmediate(r));
 
 export class MetricsIngest {
   private queue: Pending[] = [];
@@ -57,6 +62,7 @@ export class MetricsIngest {
   /** Open rollups by minute, then device: closing a minute touches only that minute's entries. */
   private readonly rollups = new Map<string, Map<string, RollupAcc>>();
   private lastPrune = 0;
+  private housekeeping: Promise<void> | null = null;
   private closed = false;
   readonly stats = { stored: 0, duplicates: 0, batches: 0, lastBatchMs: 0, maxBatchMs: 0 };
 
@@ -137,13 +143,11 @@ export class MetricsIngest {
       const last = p.samples[p.samples.length - 1]!;
       latest.set(p.deviceId, { deviceId: p.deviceId, lastHeartbeat: new Date(this.ctx.clock()).toISOString(), lastSeq: last.seq });
     }
-    const rollups = this.closedRollups();
     const now = this.ctx.clock().toISOString();
     try {
       await this.ctx.store.transaction(async (repos) => {
         if (samples.length) await repos.metrics.insertMany(samples);
         if (latest.size) await repos.health.touchMany([...latest.values()], now);
-        if (rollups.length) await repos.metrics.upsertRollups(rollups);
       });
     } catch (err) {
       // Not acked: the agents keep these samples and send them again after a reconnect.
@@ -160,7 +164,29 @@ export class MetricsIngest {
     this.stats.lastBatchMs = ms;
     this.stats.maxBatchMs = Math.max(this.stats.maxBatchMs, ms);
     for (const p of batch) p.onStored(p.samples[p.samples.length - 1]!.seq);
-    await this.maybePrune();
+    // Housekeeping after the acks, off the ack path, in slices that let the next batches through.
+    if (!this.housekeeping && (this.rollupsDue() || this.pruneDue())) {
+      this.housekeeping = this.housekeep().finally(() => {
+        this.housekeeping = null;
+      });
+    }
+  }
+
+  /** Writes the rollups of minutes that ended, then prunes what is past retention. */
+  private async housekeep(): Promise<void> {
+    try {
+      // A minute may end while this runs: its rollups are written before this returns.
+      do {
+        const rollups = this.closedRollups();
+        for (let i = 0; i < rollups.length; i += HOUSEKEEPING_SLICE) {
+          await this.ctx.store.metrics.upsertRollups(rollups.slice(i, i + HOUSEKEEPING_SLICE));
+          await yieldLoop();
+        }
+        if (this.pruneDue()) await this.prune();
+      } while (this.rollupsDue());
+    } catch (err) {
+      this.opts.logger?.error({ err }, 'metrics rollup or pruning failed; retried with the next batch');
+    }
   }
 
   private accumulate(s: StoredSample): void {
@@ -221,20 +247,41 @@ export class MetricsIngest {
     return out;
   }
 
-  private async maybePrune(): Promise<void> {
+  private pruneDue(): boolean {
+    return this.ctx.clock().getTime() - this.lastPrune >= PRUNE_EVERY_MS;
+  }
+
+  /**
+   * Deletes raw samples past retention ten seconds of samples per statement (100,000 devices at
+   * 10 s: 100,000 rows, a short stall each), oldest first, and rollups past theirs.
+   */
+  private async prune(): Promise<void> {
     const now = this.ctx.clock().getTime();
-    if (now - this.lastPrune < 600_000) return;
     this.lastPrune = now;
-    const raw = new Date(now - this.opts.rawRetentionHours * 3600_000).toISOString();
+    const rawBefore = now - this.opts.rawRetentionHours * 3600_000;
     const roll = new Date(now - this.opts.rollupRetentionDays * DAY_MS).toISOString().slice(0, 16);
-    const n = await this.ctx.store.metrics.prune(raw, roll);
-    if (n.raw || n.rollups) this.opts.logger?.info(n, 'metrics pruned');
+    const oldest = await this.ctx.store.metrics.oldest();
+    let raw = 0;
+    for (let t = oldest === null ? rawBefore : Date.parse(oldest); t < rawBefore && !this.closed; ) {
+      t = Math.min(t + PRUNE_SLICE_MS, rawBefore);
+      raw += (await this.ctx.store.metrics.prune(new Date(t).toISOString(), '0000')).raw;
+      await yieldLoop();
+    }
+    const { rollups } = await this.ctx.store.metrics.prune('0000', roll);
+    if (raw || rollups) this.opts.logger?.info({ raw, rollups }, 'metrics pruned');
+  }
+
+  /** Writes what is queued and waits for the housekeeping it started (tests, benchmarks). */
+  async settled(): Promise<void> {
+    await this.flush();
+    await this.housekeeping;
   }
 
   /** Writes what is queued and every open rollup, then stops taking samples. */
   async close(): Promise<void> {
     await this.flush();
     this.closed = true;
+    await this.housekeeping;
     // every open minute is written as it stands; a later sample of it upserts the row again
     const open = this.closedRollups('9999');
     if (open.length) await this.ctx.store.metrics.upsertRollups(open);

@@ -87,6 +87,12 @@ export class MetricsRepository {
     return rows.map(toSample);
   }
 
+  /** The oldest raw sample's time (null when there is none). */
+  async oldest(): Promise<string | null> {
+    const r = await this.db.selectFrom('metrics').select('ts').orderBy('ts', 'asc').limit(1).executeTakeFirst();
+    return r?.ts ?? null;
+  }
+
   async prune(rawBefore: string, rollupBefore: string): Promise<{ raw: number; rollups: number }> {
     const a = await this.db.deleteFrom('metrics').where('ts', '<', rawBefore).executeTakeFirst();
     const b = await this.db.deleteFrom('metrics_rollup').where('minute', '<', rollupBefore).executeTakeFirst();
