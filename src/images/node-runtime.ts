@@ -147,37 +147,56 @@ const alive = (pid: number): boolean => {
   }
 };
 
-/** Runs `fn` holding the lock directory .lock-<name> (its holder's pid inside); a dead holder's lock is taken over. */
+/**
+ * Runs `fn` holding the lock directory .lock-<name>. The lock appears with its holder's pid
+ * already inside (built aside, then renamed into place: a rename never replaces a non-empty
+ * directory), so a contender never sees a lock without an owner. A dead holder's lock is moved
+ * aside and removed only if it is still the very lock that was found dead (same inode).
+ */
 async function withLock<T>(cacheDir: string, name: string, fn: () => Promise<T>): Promise<T> {
   const lock = join(cacheDir, `.lock-${name}`);
   const deadline = Date.now() + 120_000;
   for (;;) {
+    const mine = join(cacheDir, `.lockwip-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await mkdir(mine);
+    await writeFile(join(mine, 'pid'), String(process.pid));
     try {
-      await mkdir(lock);
-      await writeFile(join(lock, 'pid'), String(process.pid));
+      await rename(mine, lock);
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
-      if (pid > 0 && !alive(pid)) {
-        await rm(lock, { recursive: true, force: true });
-        continue;
-      }
-      if (Date.now() > deadline) throw corrupt(`The runtime cache ${cacheDir} stays locked by process ${pid || 'unknown'} (${lock}).`);
-      await new Promise((r) => setTimeout(r, 50));
+      await rm(mine, { recursive: true, force: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
     }
+    const seen = await stat(lock).catch(() => null);
+    const pid = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
+    if (seen && pid > 0 && !alive(pid)) {
+      const tomb = join(cacheDir, `.lockdead-${process.pid}-${randomBytes(4).toString('hex')}`);
+      if (await rename(lock, tomb).then(() => true, () => false)) {
+        // Someone else may have replaced the dead lock between our look and the move: put theirs back.
+        if ((await stat(tomb)).ino !== seen.ino) await rename(tomb, lock).catch(() => undefined);
+        await rm(tomb, { recursive: true, force: true });
+      }
+      continue;
+    }
+    if (Date.now() > deadline) throw corrupt(`The runtime cache ${cacheDir} stays locked by process ${pid || 'unknown'} (${lock}).`);
+    await new Promise((r) => setTimeout(r, 50));
   }
   try {
     return await fn();
   } finally {
-    await rm(lock, { recursive: true, force: true });
+    // Moved aside first: emptied in place, the lock would be an empty directory for a moment,
+    // and a contender's rename replaces an empty directory.
+    const tomb = join(cacheDir, `.lockdead-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await rename(lock, tomb);
+    await rm(tomb, { recursive: true, force: true });
   }
 }
 
 /** Removes work directories that processes which no longer run left in the cache. */
 async function removeLeftovers(cacheDir: string): Promise<void> {
   for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
-    const m = /^\.tmp-(\d+)-/.exec(name);
+    const m = /^\.(?:tmp|lockwip|lockdead)-(\d+)-/.exec(name);
     if (!m) continue;
     // This process's own work directories belong to downloads still under way.
     if (!alive(Number(m[1]))) await rm(join(cacheDir, name), { recursive: true, force: true });
