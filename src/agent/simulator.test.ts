@@ -14,6 +14,7 @@ import { createServices, type Services } from '../services/index.js';
 import { Store } from '../store/store.js';
 import type { Metrics } from './protocol.js';
 import { createSimDevices, startFleetSimulator, SyntheticMetrics, type FleetSimulator, type SimDevice } from './simulator.js';
+import { until } from '../../test/helpers/wait.js';
 
 /** 1,000 agents, fewer only where the open-file limit cannot hold three descriptors each (client socket, server socket, buffer file). */
 function fleetSize(): number {
@@ -33,15 +34,6 @@ function fleetSize(): number {
   return want;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe('SyntheticMetrics', () => {
   it('is deterministic per seed, device and boot, moves between samples, and passes as a Pi sample', async () => {
@@ -117,15 +109,15 @@ describe('fleet simulator: 1,000 real agents against a real controller on loopba
     sim = startFleetSimulator({ server, devices, heartbeatMs: 1000, stateRoot, seed: 1, client: { backoff: { baseMs: 200, capMs: 2000, resetAfterMs: 60_000 } } });
     await sim.ready;
     const alive = async () => (await db.health.countByHealth()).alive ?? 0;
-    await until(`${N} agents connected`, () => sim!.stats().connected === N, 20_000);
-    await until(`${N} devices alive`, async () => (await alive()) === N, 20_000);
+    await until(`${N} agents connected`, () => sim!.stats().connected === N, 20_000, 200);
+    await until(`${N} devices alive`, async () => (await alive()) === N, 20_000, 200);
     const aliveMs = performance.now() - t;
 
     // Samples arrive and are stored, from every device.
     await until('samples of every device stored', async () => {
       const r = await sql<{ n: number; devices: number }>`select count(*) as n, count(distinct device_id) as devices from metrics`.execute(db.db);
       return Number(r.rows[0]!.devices) === N && Number(r.rows[0]!.n) >= 2 * N;
-    }, 10_000);
+    }, 10_000, 200);
     const st = sim.stats();
     assert.equal(st.running, N);
     assert.ok(st.acked > 0 && st.samples >= 2 * N, JSON.stringify(st));
@@ -140,7 +132,7 @@ describe('fleet simulator: 1,000 real agents against a real controller on loopba
     await until('the killed device to leave alive', async () => {
       const h = (await db.health.get(victim))!.health;
       return h === 'suspect' || h === 'dead';
-    }, 15_000);
+    }, 15_000, 200);
     const leaveMs = performance.now() - t;
     assert.equal(sim.stats().running, N - 1);
     assert.equal(await alive(), N - 1, 'only the killed device left alive');
@@ -148,7 +140,7 @@ describe('fleet simulator: 1,000 real agents against a real controller on loopba
 
     // Revived (a power cycle): a new boot id, alive again.
     await sim.revive(victim);
-    await until('the revived device alive', async () => (await db.health.get(victim))!.health === 'alive', 15_000);
+    await until('the revived device alive', async () => (await db.health.get(victim))!.health === 'alive', 15_000, 200);
     const after = (await db.health.get(victim))!;
     assert.notEqual(after.agent.bootId, bootBefore);
     assert.equal(after.agent.connected, true);

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { netnsAvailable } from '../demo/lab.js';
 import { prereq } from '../../test/helpers/prereq.js';
 import { MdnsDiscovery } from './mdns.js';
+import { waitFor } from '../../test/helpers/wait.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const tag = randomBytes(3).toString('hex');
@@ -49,14 +50,6 @@ function runPeer(ns: string, name: string, iface: string): Peer {
   return peer;
 }
 
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return cond();
-}
 
 describe('mDNS join in network namespaces', prereq('root and network namespaces (ip netns)', netnsAvailable(), 'iproute2 (and run as root)'), () => {
   const peers: Peer[] = [];
@@ -80,7 +73,7 @@ describe('mDNS join in network namespaces', prereq('root and network namespaces 
     for (const p of peers) {
       if (p.child.exitCode === null) {
         p.child.kill('SIGTERM');
-        await waitFor(() => p.child.exitCode !== null, 3000);
+        await waitFor(() => p.child.exitCode !== null, 3000, 50);
         if (p.child.exitCode === null) p.child.kill('SIGKILL');
       }
     }
@@ -95,7 +88,7 @@ describe('mDNS join in network namespaces', prereq('root and network namespaces 
       const v = p.views.at(-1) ?? [];
       return v.length === 2 && v.every((m) => m.state === 'alive');
     };
-    const ok = await waitFor(() => both(a) && both(b), 20_000);
+    const ok = await waitFor(() => both(a) && both(b), 20_000, 50);
     assert.ok(ok, `views: a=${JSON.stringify(a.views.at(-1))} b=${JSON.stringify(b.views.at(-1))}\nstderr a: ${a.stderr}\nstderr b: ${b.stderr}`);
     assert.deepEqual(
       a.views.at(-1)!.map((m) => `${m.name}@${m.addr}`).sort(),

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import type { GossipTimings } from './config.js';
 import { GossipMember } from './swim.js';
+import { waitFor } from '../../test/helpers/wait.js';
 
 const fast: GossipTimings = {
   probeIntervalMs: 200,
@@ -19,14 +20,6 @@ const fast: GossipTimings = {
   leaveTimeoutMs: 1000,
 };
 
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return cond();
-}
 
 /** Forwards UDP datagrams and TCP connections from its own port to `target` (a one-way NAT hop). */
 async function relay(targetPort: number): Promise<{ port: number; close: () => Promise<void> }> {
@@ -76,20 +69,20 @@ describe('gossip over real UDP on 127.0.0.1', () => {
     assert.equal(seed.addr, '127.0.0.1');
     assert.ok(seed.port > 0);
     for (const m of group.slice(1)) assert.equal(await m.join([seed]), 1);
-    assert.ok(await waitFor(() => group.every((m) => aliveCount(m) === 5), 5000), 'converged');
+    assert.ok(await waitFor(() => group.every((m) => aliveCount(m) === 5), 5000, 25), 'converged');
 
     const junk = dgram.createSocket('udp4');
     for (const bytes of [Buffer.from('not gossip'), Buffer.alloc(1500, 0xd7), Buffer.from([0xd7, 1, 1, 0])]) {
       await new Promise<void>((r) => junk.send(bytes, seed.port, '127.0.0.1', () => r()));
     }
     junk.close();
-    assert.ok(await waitFor(() => group[0]!.stats().malformed === 3, 2000), `malformed ${group[0]!.stats().malformed}`);
+    assert.ok(await waitFor(() => group[0]!.stats().malformed === 3, 2000, 25), `malformed ${group[0]!.stats().malformed}`);
 
     const victim = group[3]!;
     const stoppedAt = Date.now();
     await victim.stop();
     const rest = group.filter((m) => m !== victim);
-    assert.ok(await waitFor(() => rest.every((m) => m.member('d')?.state === 'dead'), 5000), 'all four marked it dead');
+    assert.ok(await waitFor(() => rest.every((m) => m.member('d')?.state === 'dead'), 5000, 25), 'all four marked it dead');
     const took = Date.now() - stoppedAt;
     assert.ok(took < 5000, `${took} ms`);
     for (const m of rest) {
@@ -101,7 +94,7 @@ describe('gossip over real UDP on 127.0.0.1', () => {
     const leaver = rest[3]!;
     await leaver.leave();
     await leaver.stop();
-    assert.ok(await waitFor(() => rest.slice(0, 3).every((m) => m.member(leaver.name)?.state === 'left'), 3000));
+    assert.ok(await waitFor(() => rest.slice(0, 3).every((m) => m.member(leaver.name)?.state === 'left'), 3000, 25));
   });
 
   it('a member behind a relay hop advertises the relay and is reached only through it', async () => {
@@ -121,13 +114,13 @@ describe('gossip over real UDP on 127.0.0.1', () => {
     await natted.start();
     assert.deepEqual(natted.address, { addr: '127.0.0.1', port: hop.port });
     assert.equal(await natted.join([seed.address!]), 1);
-    assert.ok(await waitFor(() => [seed, other].every((m) => m.member('natted')?.state === 'alive' && m.member('natted')?.port === hop.port), 3000));
+    assert.ok(await waitFor(() => [seed, other].every((m) => m.member('natted')?.state === 'alive' && m.member('natted')?.port === hop.port), 3000, 25));
     // Probes keep succeeding through the hop...
     await new Promise((r) => setTimeout(r, 1500));
     assert.ok([seed, other].every((m) => m.member('natted')?.state === 'alive'));
     // ...and fail once it is gone, although the member itself still runs.
     await hop.close();
     cleanups.pop();
-    assert.ok(await waitFor(() => [seed, other].every((m) => m.member('natted')?.state !== 'alive'), 5000), 'suspected once the relay is down');
+    assert.ok(await waitFor(() => [seed, other].every((m) => m.member('natted')?.state !== 'alive'), 5000, 25), 'suspected once the relay is down');
   });
 });

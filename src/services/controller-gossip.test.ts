@@ -17,6 +17,7 @@ import { loadConfig } from '../config/load.js';
 import type { GossipTimings } from '../gossip/config.js';
 import { startServer, type RunningServer } from '../server/serve.js';
 import { CONTROLLER_MEMBER } from './controller-gossip.js';
+import { until } from '../../test/helpers/wait.js';
 
 const FAST: GossipTimings = { probeIntervalMs: 200, probeTimeoutMs: 100, gossipIntervalMs: 50, pushPullIntervalMs: 2000, suspicionMult: 3, leaveTimeoutMs: 500 };
 
@@ -29,15 +30,6 @@ function synthetic(bootId: string): MetricsSource {
   };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false | null> | T | undefined | false | null, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('controller and agents in one gossip group (loopback)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'drover-cgossip-'));

@@ -20,6 +20,7 @@ import type { DroverEvent } from '../domain/records.js';
 import { Store } from '../store/store.js';
 import { createServices, type Services } from './index.js';
 import { sign } from './webhook.js';
+import { until } from '../../test/helpers/wait.js';
 
 const metrics = { cpu: [0.1, 0.2], load: [0.1, 0.1, 0.1] as [number, number, number], mem: [1e9, 5e8] as [number, number], disk: [1e10, 5e9] as [number, number], net: [1, 1] as [number, number], uptime: 10 };
 
@@ -64,15 +65,6 @@ class TestAgent {
   }
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('health and the remediation ladder (controller, real sockets)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'drover-health-'));

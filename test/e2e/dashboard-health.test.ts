@@ -5,7 +5,7 @@
 // health history, a missing power driver is a clear error, and viewers see no actions.
 // Needs Chromium (/usr/bin/chromium) and a built dashboard (`npm run build:web`).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ import type { Metrics } from '../../src/agent/protocol.js';
 import { loadConfig } from '../../src/config/load.js';
 import { startServer, type RunningServer } from '../../src/server/serve.js';
 import { outputDir, prereq } from '../helpers/prereq.js';
+import { httpApi } from '../helpers/http-api.js';
+import { sequentialSteps } from '../helpers/steps.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const webRoot = fileURLToPath(new URL('../../dist/web', import.meta.url));
@@ -68,31 +70,10 @@ describe('dashboard health and self-healing in Chromium', ok, () => {
   let deviceId: string;
   const pageErrors: string[] = [];
 
-  async function api(method: string, path: string, body?: unknown): Promise<any> {
-    const res = await fetch(`${server!.url}/api/v1${path}`, {
-      method,
-      headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    assert.ok(res.ok, `${method} ${path} → ${res.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
-  }
+  const api = httpApi(() => server!.url, () => adminToken);
 
   // The steps build on each other: after a failure the rest are skipped, and the page is saved.
-  let failed = false;
-  function step(name: string, fn: () => Promise<void>): void {
-    it(name, async (t) => {
-      if (failed) return t.skip('an earlier step failed');
-      try {
-        await fn();
-      } catch (err) {
-        failed = true;
-        await page?.screenshot({ path: join(outputDir, 'dashboard-health-failure.png'), fullPage: true }).catch(() => {});
-        throw err;
-      }
-    });
-  }
+  const step = sequentialSteps(() => page?.screenshot({ path: join(outputDir, 'dashboard-health-failure.png'), fullPage: true }));
 
   async function signIn(p: Page, user: { username: string; password: string }): Promise<void> {
     await p.goto(server!.url);

@@ -3,7 +3,7 @@
 // timeline fill in as boot events arrive.
 // Needs Chromium (/usr/bin/chromium) and a built dashboard (`npm run build:web`).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { loadConfig } from '../../src/config/load.js';
 import { startServer, type RunningServer } from '../../src/server/serve.js';
 import { outputDir, prereq } from '../helpers/prereq.js';
+import { httpApi } from '../helpers/http-api.js';
+import { sequentialSteps } from '../helpers/steps.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const webRoot = fileURLToPath(new URL('../../dist/web', import.meta.url));
@@ -37,31 +39,10 @@ describe('dashboard in Chromium', ok, () => {
   let adminToken: string;
   const pageErrors: string[] = [];
 
-  async function api(method: string, path: string, body?: unknown): Promise<any> {
-    const res = await fetch(`${server!.url}/api/v1${path}`, {
-      method,
-      headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    assert.ok(res.ok, `${method} ${path} → ${res.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
-  }
+  const api = httpApi(() => server!.url, () => adminToken);
 
   // The steps build on each other: after a failure the rest are skipped, and the page is saved.
-  let failed = false;
-  function step(name: string, fn: () => Promise<void>): void {
-    it(name, async (t) => {
-      if (failed) return t.skip('an earlier step failed');
-      try {
-        await fn();
-      } catch (err) {
-        failed = true;
-        await page?.screenshot({ path: join(outputDir, 'dashboard-failure.png'), fullPage: true }).catch(() => {});
-        throw err;
-      }
-    });
-  }
+  const step = sequentialSteps(() => page?.screenshot({ path: join(outputDir, 'dashboard-failure.png'), fullPage: true }));
 
   /** Waits until the text of `selector` equals `text`. */
   async function waitForText(selector: string, text: string): Promise<void> {

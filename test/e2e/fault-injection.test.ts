@@ -23,7 +23,7 @@ import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
 import { freeLabSubnet, Lab, netnsAvailable } from '../../src/demo/lab.js';
@@ -32,6 +32,8 @@ import { freePort } from '../../src/server/free-port.js';
 import { startServer, type RunningServer } from '../../src/server/serve.js';
 import { DelayRelay } from '../helpers/delay-relay.js';
 import { outputDir, prereq, which } from '../helpers/prereq.js';
+import { until } from '../helpers/wait.js';
+import { sequentialSteps } from '../helpers/steps.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const N = 5;
@@ -40,15 +42,6 @@ const okNft = ok.skip ? ok : prereq('nft (nftables) inside namespaces', which('n
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false | null> | T | undefined | false | null, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('fault injection (namespaces, real agent processes)', okNft, () => {
   const dir = mkdtempSync(join(tmpdir(), 'drover-faults-'));
@@ -132,7 +125,7 @@ describe('fault injection (namespaces, real agent processes)', okNft, () => {
       for (let i = 0; i < N; i++) if ((await health(i)) !== 'alive') return false;
       const own = server!.gossip?.gossip;
       return own ? agents.every((a) => own.stateOf(a.id) === 'alive') : true;
-    }, ms);
+    }, ms, 100);
   }
 
   before(async () => {
@@ -184,23 +177,12 @@ describe('fault injection (namespaces, real agent processes)', okNft, () => {
   });
 
   // The steps build on each other: after a failure the rest are skipped.
-  let failed = false;
-  function step(name: string, fn: () => Promise<void>): void {
-    it(name, async (t) => {
-      if (failed) return t.skip('an earlier step failed');
-      try {
-        await fn();
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    });
-  }
+  const step = sequentialSteps();
 
   step('five agents in namespaces come up alive and form one gossip group with the controller', async () => {
     await allAlive(30_000, 'every agent alive to the controller and in its gossip view');
     for (let i = 0; i < N; i++) {
-      await until(`a${i} sees the whole group`, () => agents.every((b, j) => j === i || sawState(i, b.id, 'alive')), 15_000);
+      await until(`a${i} sees the whole group`, () => agents.every((b, j) => j === i || sawState(i, b.id, 'alive')), 15_000, 100);
     }
   });
 
@@ -257,8 +239,8 @@ describe('fault injection (namespaces, real agent processes)', okNft, () => {
     const since = new Date().toISOString();
     const t0 = Date.now();
     killAgent(0);
-    const dead = await until('a0 dead', async () => (await events(0, 'health.changed', since)).find((e) => e.data.to === 'dead'), 30_000);
-    const recovered = await until('a0 recovered', async () => (await events(0, 'health.recovered', since))[0], 60_000);
+    const dead = await until('a0 dead', async () => (await events(0, 'health.changed', since)).find((e) => e.data.to === 'dead'), 30_000, 100);
+    const recovered = await until('a0 recovered', async () => (await events(0, 'health.recovered', since))[0], 60_000, 100);
     const detect = Date.parse(dead.time) - t0;
     const heal = Date.parse(recovered.time) - t0;
     figures.push(`SIGKILL: dead after ${(detect / 1000).toFixed(1)} s (${String(dead.data.reason)}), recovered after ${(heal / 1000).toFixed(1)} s`);
@@ -290,14 +272,14 @@ describe('fault injection (namespaces, real agent processes)', okNft, () => {
       const others = minority.includes(i) ? majorityAddrs : minorityAddrs;
       await nft(i, `table inet drover_fault {\n chain out { type filter hook output priority 0; policy accept; ip daddr { ${others.join(', ')} } drop; }\n chain in { type filter hook input priority 0; policy accept; ip saddr { ${others.join(', ')} } drop; }\n}\n`);
     }
-    await until('the controller sees a2 and a3 dead', async () => (await health(2)) === 'dead' && (await health(3)) === 'dead', 40_000);
-    await until('a3 sees the majority dead', () => majority.every((j) => sawState(3, agents[j]!.id, 'dead', from[3])), 40_000);
-    await until('a0 sees the minority dead', () => minority.every((j) => sawState(0, agents[j]!.id, 'dead', from[0])), 40_000);
+    await until('the controller sees a2 and a3 dead', async () => (await health(2)) === 'dead' && (await health(3)) === 'dead', 40_000, 100);
+    await until('a3 sees the majority dead', () => majority.every((j) => sawState(3, agents[j]!.id, 'dead', from[3])), 40_000, 100);
+    await until('a0 sees the minority dead', () => minority.every((j) => sawState(0, agents[j]!.id, 'dead', from[0])), 40_000, 100);
     for (const i of majority) assert.equal(await health(i), 'alive', `a${i} stays alive`);
     await clearFaults();
     const t0 = Date.now();
     await allAlive(60_000, 'merged again: everyone alive to the controller and its member');
-    await until('a3 sees the majority alive again', () => majority.every((j) => sawState(3, agents[j]!.id, 'alive', from[3])), 60_000);
+    await until('a3 sees the majority alive again', () => majority.every((j) => sawState(3, agents[j]!.id, 'alive', from[3])), 60_000, 100);
     figures.push(`partition 2|3 (+controller): both sides detected; merged ${((Date.now() - t0) / 1000).toFixed(1)} s after healing`);
     const done = await events(3, 'health.remediation.*', since);
     assert.deepEqual(done.map((e) => `${e.type} ${JSON.stringify(e.data)}`), [], 'remediation off: nothing was done to the cut-off side');
@@ -310,14 +292,14 @@ describe('fault injection (namespaces, real agent processes)', okNft, () => {
     const from = agents.map((a) => a.log.length);
     const victim = agents[2]!;
     killAgent(2);
-    await until('the group agrees a2 is dead without the controller', () => [0, 1, 3, 4].every((i) => sawState(i, victim.id, 'dead', from[i])), 40_000);
+    await until('the group agrees a2 is dead without the controller', () => [0, 1, 3, 4].every((i) => sawState(i, victim.id, 'dead', from[i])), 40_000, 100);
     const restart = Date.now();
     const since = new Date(restart).toISOString();
     server = await startController();
-    const dead = await until('the controller learns a2 is dead', async () => (await events(2, 'health.changed', since)).find((e) => e.data.to === 'dead'), 30_000);
+    const dead = await until('the controller learns a2 is dead', async () => (await events(2, 'health.changed', since)).find((e) => e.data.to === 'dead'), 30_000, 100);
     figures.push(`controller down: group agreed a2 dead; restarted controller marked it dead ${((Date.parse(dead.time) - restart) / 1000).toFixed(1)} s after start (${String(dead.data.reason)})`);
     assert.match(String(dead.data.reason), /gossip group/);
-    await until('a2 healed by the ladder', async () => (await events(2, 'health.recovered', since))[0], 60_000);
+    await until('a2 healed by the ladder', async () => (await events(2, 'health.recovered', since))[0], 60_000, 100);
     await allAlive(30_000, 'the fleet whole again');
   });
 
