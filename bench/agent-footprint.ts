@@ -20,6 +20,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSimDevices } from '../src/agent/simulator.js';
 import { freePort } from '../src/server/free-port.js';
+import { cpuOf, statusOf } from './procfs.js';
+import { sourceState } from './source-state.js';
 
 const root = new URL('../', import.meta.url).pathname;
 const argv = process.argv.slice(2);
@@ -30,14 +32,6 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 if (!(SECONDS >= 20 && SECONDS <= 1800)) throw new Error('--seconds takes 20 to 1800');
 // (The Findings section of bench/results/agent-footprint.md is written by hand after a run; a new run replaces the file.)
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
 
 interface ProcSample {
   t: number;
@@ -51,11 +45,8 @@ interface ProcSample {
 
 function sampleProc(pid: number, t: number): ProcSample | null {
   try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { t, rssKB: kb('VmRSS'), anonKB: kb('RssAnon'), fileKB: kb('RssFile'), hwmKB: kb('VmHWM'), threads: kb('Threads'), cpuS: (Number(f[11]) + Number(f[12])) / CLK_TCK };
+    const kb = statusOf(pid);
+    return { t, rssKB: kb('VmRSS'), anonKB: kb('RssAnon'), fileKB: kb('RssFile'), hwmKB: kb('VmHWM'), threads: kb('Threads'), cpuS: cpuOf(pid) };
   } catch {
     return null;
   }
@@ -258,20 +249,7 @@ async function main(): Promise<void> {
     rmSync(work, { recursive: true, force: true });
   }
 
-  const commit = (() => {
-    try {
-      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-    } catch {
-      return 'unknown';
-    }
-  })();
-  const dirty = (() => {
-    try {
-      return execFileSync('git', ['status', '--porcelain'], { cwd: root, encoding: 'utf8' }).trim().length > 0;
-    } catch {
-      return true;
-    }
-  })();
+  const { commit, dirty } = sourceState(root);
   const env = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', arch: process.arch, node: process.version, commit, dirty, date: new Date(started).toISOString(), seconds: SECONDS, bundle: built, bundleBytes, gossipFlag: hasGossip };
   const outDir = join(root, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });

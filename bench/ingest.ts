@@ -42,19 +42,21 @@
 // first step that acks less than 80 % of its offer or has p99 over 5 s. Every loop is bounded in
 // count and time; all traffic is on 127.0.0.1.
 // Results: bench/results/ingest.{json,md}.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { DEFAULT_INGEST } from '../src/services/metrics-ingest.js';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, closeSync, createWriteStream, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, createWriteStream, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import WebSocket from 'ws';
 import { createSimDevices, type SimDevice } from '../src/agent/simulator.js';
 import { AGENT_PROTOCOL, AGENT_WS_PATH, type Metrics } from '../src/agent/protocol.js';
+import { DEFAULT_INGEST } from '../src/services/metrics-ingest.js';
 import { freePort } from '../src/server/free-port.js';
 import { Store } from '../src/store/store.js';
-import { postgresBinDir } from '../test/helpers/postgres.js';
+import { startPostgres } from '../test/helpers/postgres.js';
+import { CLK_TCK, cpuOf, statFields, statusOf } from './procfs.js';
+import { sourceState } from './source-state.js';
 
 const root = new URL('../', import.meta.url).pathname;
 const argv = process.argv.slice(2);
@@ -72,21 +74,6 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** utime + stime of a process, seconds. */
-function cpuOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
-
 /** Busy CPU seconds of the whole machine (all cores), from /proc/stat. */
 function machineBusy(): number {
   const v = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
@@ -95,76 +82,39 @@ function machineBusy(): number {
 }
 
 function memOf(pid: number): { rssMB: number; hwmMB: number } {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? NaN);
+  const kb = statusOf(pid);
   return { rssMB: kb('VmRSS') / 1024, hwmMB: kb('VmHWM') / 1024 };
 }
 
 interface Pg {
   url: string;
+  /** A fresh database on the server; its URL. */
+  createDatabase(name: string): string;
   /** CPU seconds of the postmaster and its children (backends, checkpointer, WAL writer). */
   cpu(): number;
   stop(): void;
 }
 
-/** A private PostgreSQL like test/helpers/postgres.ts, but with fsync on by default (durable commits, as SQLite's synchronous=FULL). */
+/** test/helpers/postgres.ts's private PostgreSQL, with fsync on by default (durable commits, as SQLite's synchronous=FULL), and its CPU. */
 async function startPg(fsync: boolean): Promise<Pg> {
-  const bin = postgresBinDir();
-  if (!bin) throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql (Debian package postgresql)');
-  const dir = mkdtempSync(join(tmpdir(), 'drover-bench-pg-'));
-  const asRoot = process.getuid?.() === 0;
-  const run = (cmd: string, args: string[]) => {
-    const full: [string, string[]] = asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args]] : [join(bin, cmd), args];
-    const res = spawnSync(full[0], full[1], { encoding: 'utf8' });
-    if (res.status !== 0) throw new Error(`${cmd} failed: ${res.stderr || res.stdout}`);
-  };
-  if (asRoot) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    chownSync(dir, uid, gid);
-  }
-  const data = join(dir, 'data');
-  run('initdb', ['-D', data, '-U', 'drover', '-A', 'trust', '-E', 'UTF8', '--locale=C', ...(fsync ? [] : ['--no-sync'])]);
-  const port = await freePort();
-  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=100${fsync ? '' : ' -c fsync=off -c full_page_writes=off'}`;
-  run('pg_ctl', ['-D', data, '-w', '-t', '30', '-l', join(dir, 'log'), '-o', opts, 'start']);
-  let stopped = false;
-  const stop = () => {
-    if (stopped) return;
-    stopped = true;
-    try {
-      run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
-    } catch {
-      /* gone */
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.once('exit', stop);
+  const pg = await startPostgres({ fsync, maxConnections: 100 });
   const cpu = () => {
-    const master = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const master = Number(readFileSync(join(pg.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
     // The postmaster's own time plus what its exited children used (cutime + cstime: the pool
     // closes idle connections), plus the children alive now.
-    const st = readFileSync(`/proc/${master}/stat`, 'utf8').slice(readFileSync(`/proc/${master}/stat`, 'utf8').lastIndexOf(')') + 2).split(' ');
+    const st = statFields(master);
     let sum = (Number(st[11]) + Number(st[12]) + Number(st[13]) + Number(st[14])) / CLK_TCK;
     for (const e of readdirSync('/proc')) {
       if (!/^\d+$/.test(e)) continue;
       try {
-        const st = readFileSync(`/proc/${e}/stat`, 'utf8');
-        if (Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === master) sum += cpuOf(Number(e));
+        if (Number(statFields(Number(e))[1]) === master) sum += cpuOf(Number(e));
       } catch {
         /* gone */
       }
     }
     return sum;
   };
-  return { url: `postgres://drover@127.0.0.1:${port}/postgres`, cpu, stop };
-}
-
-function newDatabase(pgUrl: string, name: string): string {
-  const u = new URL(pgUrl);
-  execFileSync(join(postgresBinDir()!, 'psql'), ['-h', u.hostname, '-p', u.port, '-U', 'drover', '-d', 'postgres', '-c', `create database "${name}"`], { stdio: 'pipe' });
-  u.pathname = `/${name}`;
-  return u.toString();
+  return { url: pg.url, createDatabase: (name) => pg.createDatabase(name), cpu, stop: () => pg.stop() };
 }
 
 // ── the load generator ──
@@ -340,7 +290,7 @@ function fsyncProbe(dir: string): { p50: number; p99: number; max: number } {
 
 async function runConfig(db: DbKind, flushMs: number, pg: Pg | null, o: { devices: number; rates: number[]; seconds: number; warmup: number }): Promise<Config> {
   const dataDir = mkdtempSync(join(db === 'sqlite-tmpfs' ? '/dev/shm' : tmpdir(), 'drover-bench-ingest-'));
-  const database = db !== 'postgres' ? join(dataDir, 'drover.db') : newDatabase(pg!.url, `ingest_${flushMs}_${Date.now()}`);
+  const database = db !== 'postgres' ? join(dataDir, 'drover.db') : pg!.createDatabase(`ingest_${flushMs}_${Date.now()}`);
   const controllerKind = flushMs === SHIPPED_FLUSH ? 'drover serve (tsx, source)' : `bench composition (--controller, flushMs ${flushMs})`;
   const cfg: Config = { db, flushMs, controller: controllerKind, devices: o.devices, registerS: 0, connectS: 0, allAliveS: null, idleControllerRssMB: 0, steps: [], best: null };
   let proc: ChildProcess | null = null;
@@ -603,20 +553,7 @@ async function main(): Promise<void> {
     pg?.stop();
   }
 
-  const commit = (() => {
-    try {
-      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-    } catch {
-      return 'unknown';
-    }
-  })();
-  const dirty = (() => {
-    try {
-      return execFileSync('git', ['status', '--porcelain'], { cwd: root, encoding: 'utf8' }).trim().length > 0;
-    } catch {
-      return true;
-    }
-  })();
+  const { commit, dirty } = sourceState(root);
   const env = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, commit, dirty, date: new Date(started).toISOString(), wallS: (Date.now() - started) / 1000, pgFsync, fsyncDisk, fsyncDiskAfter: fsyncProbe(tmpdir()), loadBefore, loadAfter: readFileSync('/proc/loadavg', 'utf8').trim() };
   const outDir = join(root, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
@@ -674,7 +611,7 @@ async function batchBreakdown(pgFsync: boolean): Promise<Breakdown[]> {
     let store: Store | null = null;
     try {
       if (db === 'postgres') pg = await startPg(pgFsync);
-      const url = db === 'sqlite' ? join(dir, 'drover.db') : newDatabase(pg!.url, 'breakdown');
+      const url = db === 'sqlite' ? join(dir, 'drover.db') : pg!.createDatabase('breakdown');
       store = await Store.open(url);
       const services = createServices(store, { sessionTtl: 3600, dataDir: dir });
       const n = 2500;

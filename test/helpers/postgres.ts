@@ -18,12 +18,20 @@ import { freePort } from '../../src/server/free-port.js';
 
 export interface PrivatePostgres {
   url: string;
+  /** The cluster's data directory (postmaster.pid names the server process). */
+  dataDir: string;
   /** A fresh, empty database on the same server. */
   createDatabase(name: string): string;
   stop(): void;
 }
 
-export async function startPostgres(): Promise<PrivatePostgres> {
+export interface PostgresOptions {
+  /** Durable commits (fsync, full-page writes), as a production server; default off: tests want speed. */
+  fsync?: boolean;
+  maxConnections?: number;
+}
+
+export async function startPostgres(o: PostgresOptions = {}): Promise<PrivatePostgres> {
   const bin = postgresBinDir();
   if (!bin) throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql');
   const dir = mkdtempSync(join(tmpdir(), 'drover-pg-'));
@@ -45,7 +53,7 @@ export async function startPostgres(): Promise<PrivatePostgres> {
   const port = await freePort();
   run('pg_ctl', [
     '-D', data, '-w', '-t', '30', '-l', join(dir, 'log'),
-    '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200`,
+    '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1${o.fsync ? '' : ' -c fsync=off -c full_page_writes=off'} -c max_connections=${o.maxConnections ?? 200}`,
     'start',
   ]);
   const base = `postgres://drover@127.0.0.1:${port}`;
@@ -63,6 +71,7 @@ export async function startPostgres(): Promise<PrivatePostgres> {
   process.once('exit', stop);
   return {
     url: `${base}/postgres`,
+    dataDir: data,
     createDatabase(name: string) {
       const psql = join(bin, 'psql');
       execFileSync(psql, ['-h', '127.0.0.1', '-p', String(port), '-U', 'drover', '-d', 'postgres', '-c', `create database "${name}"`], { stdio: 'pipe' });
