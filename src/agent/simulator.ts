@@ -16,6 +16,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Services } from '../services/index.js';
+import { seededRandom } from '../gossip/rng.js';
 import { Agent, type AgentOptions, type MetricsSource } from './agent.js';
 import { silentLogger, type AgentLogger } from './log.js';
 import type { Metrics } from './protocol.js';
@@ -100,18 +101,6 @@ function hash32(s: string): number {
   return h >>> 0;
 }
 
-/** mulberry32: small, fast, good enough for synthetic metrics. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
@@ -153,14 +142,14 @@ export class SyntheticMetrics implements MetricsSource {
     this.image = o.imageId ?? null;
     this.clock = o.clock ?? Date.now;
     const clock = this.clock;
-    const board = prng(hash32(`${seed}\0${node}\0board`));
+    const board = seededRandom(hash32(`${seed}\0${node}\0board`));
     this.cores = board() < 0.85 ? 4 : 1; // Pi 3/4/5 vs Zero / 1
     this.memTotal = [1, 2, 4, 8][Math.floor(board() * 4)]! * GB - 64 * 1024 * 1024; // minus the GPU split
     this.diskTotal = [16, 32, 64][Math.floor(board() * 3)]! * 1e9;
     this.hasTemp = board() < 0.97;
     this.hasVcgencmd = board() < 0.9;
     this.diskUsed = this.diskTotal * (0.15 + board() * 0.5);
-    this.rand = prng(hash32(`${seed}\0${node}\0boot${bootCount}`));
+    this.rand = seededRandom(hash32(`${seed}\0${node}\0boot${bootCount}`));
     this.boot = uuidFrom(this.rand);
     this.bootAt = clock();
     // Each device idles around its own level; some are busy.

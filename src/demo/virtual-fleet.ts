@@ -40,6 +40,8 @@ interface Pi {
   chain: Promise<void>;
   /** Bumped by every power-off: a boot that started before it must not start the OS after it. */
   epoch: number;
+  /** OS boots so far (each gets its own boot id). */
+  boots: number;
 }
 
 export class VirtualFleet {
@@ -50,9 +52,11 @@ export class VirtualFleet {
   private poll: NodeJS.Timeout | null = null;
   private stopped = false;
   private readonly retries = new Set<NodeJS.Timeout>();
+  /** Differs per demo run, so a Pi's boot ids do too (the controller keeps them across runs). */
+  private readonly seed = Date.now() >>> 0;
 
   constructor(private readonly o: VirtualFleetOptions) {
-    this.pis = o.pis.map((hw) => ({ hw, power: 'on', state: 'off', os: null, chain: Promise.resolve(), epoch: 0 }));
+    this.pis = o.pis.map((hw) => ({ hw, power: 'on', state: 'off', os: null, chain: Promise.resolve(), epoch: 0, boots: 0 }));
     mkdirSync(o.dir, { recursive: true });
     this.requests = join(o.dir, 'power-requests.jsonl');
     writeFileSync(this.requests, '');
@@ -155,6 +159,8 @@ export class VirtualFleet {
     return bootVirtualOs({
       report,
       stateDir: join(this.o.dir, 'agents', pi.hw.serial),
+      metricsSeed: this.seed,
+      bootNumber: ++pi.boots,
       serverOverride: this.o.server(),
       gossip: this.o.gossip === false ? undefined : { bindAddr: '127.0.0.1', ...(this.o.gossip ? { timings: this.o.gossip } : {}) },
       onReboot: () => void this.rebootNow(i),

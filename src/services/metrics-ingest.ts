@@ -138,12 +138,13 @@ export class MetricsIngest {
     this.queued = 0;
     const started = performance.now();
     const samples = batch.flatMap((p) => p.samples);
+    // One clock reading per batch, not one per device: every row of the batch is stamped alike.
+    const now = this.ctx.clock().toISOString();
     const latest = new Map<string, { deviceId: string; lastHeartbeat: string; lastSeq: number }>();
     for (const p of batch) {
       const last = p.samples[p.samples.length - 1]!;
-      latest.set(p.deviceId, { deviceId: p.deviceId, lastHeartbeat: new Date(this.ctx.clock()).toISOString(), lastSeq: last.seq });
+      latest.set(p.deviceId, { deviceId: p.deviceId, lastHeartbeat: now, lastSeq: last.seq });
     }
-    const now = this.ctx.clock().toISOString();
     try {
       await this.ctx.store.transaction(async (repos) => {
         if (samples.length) await repos.metrics.insertMany(samples);

@@ -2,14 +2,13 @@
 // read drover.server/node/token from the cmdline.txt it was served, fetch its boot config and
 // overlay with that token (as data/initramfs/init does), report the phases, take
 // etc/drover/agent.json out of the overlay and run the real device agent (src/agent) with it,
-// with synthetic but moving metrics and, optionally, a gossip member. Reboot and shutdown jobs
+// with the simulator's synthetic, moving metrics and, optionally, a gossip member. Reboot and shutdown jobs
 // are handed back to the caller, which decides what "boot again" means.
-import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { Agent, type MetricsSource } from '../../agent/agent.js';
+import { Agent } from '../../agent/agent.js';
 import { AgentGossip } from '../../agent/gossip.js';
 import { silentLogger, type AgentLogger } from '../../agent/log.js';
-import type { Metrics } from '../../agent/protocol.js';
+import { SyntheticMetrics } from '../../agent/simulator.js';
 import type { GossipTimings } from '../../gossip/config.js';
 import type { VirtualPiReport } from './run.js';
 
@@ -17,6 +16,9 @@ export interface VirtualOsOptions {
   report: VirtualPiReport;
   /** The agent's buffer lives here (one directory per Pi; kept across its reboots). */
   stateDir: string;
+  /** Synthetic metrics and the boot id follow from (seed, node, boot number): a new boot, a new boot id. */
+  metricsSeed: number;
+  bootNumber: number;
   /** Run a gossip member on this loopback address (port chosen by the kernel); none = no gossip. */
   gossip?: { bindAddr: string; timings?: GossipTimings } | undefined;
   /** A reboot or shutdown job arrived (after its result was sent). */
@@ -75,48 +77,6 @@ export function untar(tar: Buffer): Map<string, Buffer> {
   return files;
 }
 
-/** Metrics that move like a lightly loaded Pi's, different per node, deterministic per seed. */
-export function syntheticMetrics(seed: string, bootId: string, imageId: string | null): MetricsSource & { spike(): void } {
-  let x = createHash('sha256').update(seed).digest().readUInt32LE(0) || 1;
-  const rand = () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
-  };
-  const cores = 4;
-  const base = 0.05 + rand() * 0.25;
-  const started = Date.now();
-  let rx = 0;
-  let tx = 0;
-  let spikeUntil = 0;
-  return {
-    async sample(): Promise<Metrics> {
-      const t = (Date.now() - started) / 1000;
-      const busy = Date.now() < spikeUntil ? 0.9 : base + 0.15 * Math.sin(t / 20 + base * 10);
-      const cpu = Array.from({ length: cores }, () => Math.min(1, Math.max(0, busy + (rand() - 0.5) * 0.1)));
-      const avg = cpu.reduce((a, b) => a + b, 0) / cores;
-      rx += Math.round(2000 + rand() * 50_000);
-      tx += Math.round(1000 + rand() * 20_000);
-      const memTotal = 4 * 1024 ** 3;
-      return {
-        cpu,
-        load: [avg * cores, avg * cores * 0.9, avg * cores * 0.8],
-        mem: [memTotal, Math.round(memTotal * (0.6 - avg * 0.3))],
-        disk: [32e9, 20e9],
-        temp: Math.round((40 + avg * 30 + rand() * 2) * 10) / 10,
-        net: [rx, tx],
-        uptime: Math.round(t),
-      };
-    },
-    bootId: async () => bootId,
-    imageId: async () => imageId,
-    spike() {
-      spikeUntil = Date.now() + 60_000;
-    },
-  };
-}
-
 /** Runs the post-firmware boot of a virtual Pi whose TFTP boot succeeded. */
 export async function bootVirtualOs(o: VirtualOsOptions): Promise<VirtualOs> {
   const log = o.log ?? silentLogger;
@@ -147,13 +107,12 @@ export async function bootVirtualOs(o: VirtualOsOptions): Promise<VirtualOs> {
   await report('overlay', 'ok', `hostname ${files.get('etc/hostname')?.toString('utf8').trim() ?? '?'}`);
   await report('switch-root', 'ok', 'virtual OS');
 
-  const bootId = createHash('sha256').update(`${ac.node}\0${Date.now()}\0${Math.random()}`).digest('hex').slice(0, 32);
   const agent = new Agent({
     server: o.serverOverride ?? ac.server,
     node: ac.node,
     token: ac.token,
     stateDir: o.stateDir,
-    metrics: syntheticMetrics(ac.node, bootId, cfg.image?.id ?? null),
+    metrics: new SyntheticMetrics(o.metricsSeed, ac.node, o.bootNumber, { imageId: cfg.image?.id ?? null }),
     commands: { reboot: () => o.onReboot(), shutdown: () => o.onShutdown() },
     jobs: { powerDelayMs: 200 },
     client: { backoff: { baseMs: 200, capMs: 2000 } },
